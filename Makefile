@@ -1,0 +1,40 @@
+# partnerkit — the two commands of the README, and the tools behind them.
+# Works on a fresh machine with only python3 (>= 3.11) and make: uv is
+# bootstrapped into .tools/, the locked environment into .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: serve test lint typecheck pytest env clean
+
+serve: $(VENV)/.synced ## start the fake partner on 127.0.0.1:8080
+	$(BIN)/partnersim serve --host 127.0.0.1 --port 8080 --scenario scenarios/default.yaml
+
+test: $(VENV)/.synced lint typecheck pytest ## ruff, mypy and the whole test suite
+
+lint: $(VENV)/.synced
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.synced
+	$(BIN)/mypy
+
+pytest: $(VENV)/.synced
+	$(BIN)/pytest
+
+env: $(VENV)/.synced
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	touch $@
+
+clean:
+	rm -rf .tools $(VENV) .mypy_cache .ruff_cache .hypothesis

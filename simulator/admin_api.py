@@ -1,0 +1,97 @@
+"""The admin API under /__sim/: health, scenario, reset, journal.
+
+Loopback-only by default (the servers bind 127.0.0.1) and, when started
+with an admin token, closed to requests without `X-Admin-Token`. A bad
+scenario is refused with every problem and the running one stays.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simulator.partner_api import error_response, json_response
+from simulator.scenario import ScenarioError, parse_scenario
+from simulator.state import PartnerState
+
+MAX_SCENARIO_BYTES = 1_000_000
+
+
+class AdminAPI:
+    def __init__(self, state: PartnerState, admin_token: str | None = None) -> None:
+        self.state = state
+        self.admin_token = admin_token
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/__sim/health", self.health, methods=["GET"]),
+            Route("/__sim/scenario", self.get_scenario, methods=["GET"]),
+            Route("/__sim/scenario", self.put_scenario, methods=["PUT"]),
+            Route("/__sim/reset", self.reset, methods=["POST"]),
+            Route("/__sim/journal", self.get_journal, methods=["GET"]),
+            Route("/__sim/journal", self.clear_journal, methods=["DELETE"]),
+        ]
+
+    def _forbidden(self, request: Request) -> Response | None:
+        if self.admin_token is None:
+            return None
+        given = request.headers.get("x-admin-token", "")
+        if hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            return None
+        return error_response(401, "admin_token_required",
+                              "this fake partner's admin API needs the X-Admin-Token header")
+
+    async def health(self, request: Request) -> Response:
+        return self._forbidden(request) or json_response(200, self.state.describe())
+
+    async def get_scenario(self, request: Request) -> Response:
+        if denied := self._forbidden(request):
+            return denied
+        return json_response(200, {"scenario": self.state.scenario.source,
+                                   "spent": self.state.engine.spent()})
+
+    async def put_scenario(self, request: Request) -> Response:
+        if denied := self._forbidden(request):
+            return denied
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_SCENARIO_BYTES:
+            return error_response(413, "scenario_too_large",
+                                  f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_SCENARIO_BYTES:
+                return error_response(413, "scenario_too_large",
+                                      f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
+        try:
+            scenario = parse_scenario(bytes(body), source="request body")
+        except ScenarioError as exc:
+            return json_response(422, {
+                "error": "invalid_scenario",
+                "message": f"scenario refused with {len(exc.problems)} problem(s); "
+                           "the previous scenario is still running",
+                "problems": [problem.as_json() for problem in exc.problems],
+            })
+        self.state.set_scenario(scenario)
+        return json_response(200, {"status": "ok", "scenario": scenario.name,
+                                   "rules": len(scenario.rules)})
+
+    async def reset(self, request: Request) -> Response:
+        if denied := self._forbidden(request):
+            return denied
+        self.state.reset()
+        return json_response(200, {"status": "ok"})
+
+    async def get_journal(self, request: Request) -> Response:
+        if denied := self._forbidden(request):
+            return denied
+        return json_response(200, {"entries": self.state.journal.entries()})
+
+    async def clear_journal(self, request: Request) -> Response:
+        if denied := self._forbidden(request):
+            return denied
+        self.state.journal.clear()
+        return json_response(200, {"status": "ok"})

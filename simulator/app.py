@@ -1,0 +1,39 @@
+"""Composes the fake partner: partner API + admin API under the fault middleware."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simulator.admin_api import AdminAPI
+from simulator.fault_middleware import FaultMiddleware
+from simulator.partner_api import PartnerAPI, error_response
+from simulator.scenario import Scenario
+from simulator.state import PartnerState
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+def _starlette(routes: list[Route]) -> Starlette:
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+
+class PartnerApp(FaultMiddleware):
+    """The ASGI app of the fake partner; `.state` is its live state."""
+
+
+def create_app(scenario: Scenario | None = None, *, state: PartnerState | None = None,
+               journal_size: int = 10_000, admin_token: str | None = None) -> PartnerApp:
+    """A fake partner as an ASGI app: serve it with uvicorn, or call it in
+    process through `httpx.ASGITransport` (connection faults then raise)."""
+    state = state or PartnerState(scenario, journal_size=journal_size)
+    api = _starlette(PartnerAPI(state).routes())
+    admin = _starlette(AdminAPI(state, admin_token).routes())
+    return PartnerApp(api, admin, state)

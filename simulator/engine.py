@@ -1,0 +1,189 @@
+"""The fault engine's decision core: which rule acts on a request, and how.
+
+Pure bookkeeping, no I/O: rules are tried in order, budgets are spent under
+one lock (so a `times: 1` rule fires once however many requests race for
+it), and every random choice comes from a generator seeded by the scenario
+seed, the rule and the request itself, never from timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
+
+#: Distinct request keys remembered for seeded decisions before the memory resets.
+MAX_REMEMBERED_REQUESTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a rule can match on."""
+
+    method: str
+    path: str
+    query_string: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lowercase names
+
+    @property
+    def key(self) -> str:
+        """Identical requests share a key: method, path, query in any order."""
+        pairs = sorted(parse_qsl(self.query_string, keep_blank_values=True))
+        return f"{self.method} {self.path}?{urlencode(pairs)}"
+
+
+@dataclass(frozen=True)
+class BucketOutcome:
+    """A rate-limit rule's answer: allowed or not, and the bucket's figures."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: Rule
+    fault: Fault
+    rng: random.Random  # seeded for this rule and this request
+    bucket: BucketOutcome | None = None
+
+
+class TokenBucket:
+    """Capacity `limit`, starting full, refilling `limit` tokens per `per_s` seconds."""
+
+    def __init__(self, spec: RateLimit, now: float) -> None:
+        self.limit = spec.limit
+        self.rate = spec.limit / spec.per_s
+        self.tokens = float(spec.limit)
+        self.updated = now
+
+    def take(self, now: float) -> BucketOutcome:
+        self.tokens = min(self.limit, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return BucketOutcome(True, self.limit, int(self.tokens), 0)
+        wait = (1 - self.tokens) / self.rate
+        return BucketOutcome(False, self.limit, 0, max(1, math.ceil(wait - 1e-9)))
+
+
+def seeded_rng(seed: int, rule_index: int, request_key: str, occurrence: int) -> random.Random:
+    digest = hashlib.blake2b(
+        f"{seed}|{rule_index}|{request_key}|{occurrence}".encode(), digest_size=16
+    ).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def sample_latency_ms(latency: Latency, rng: random.Random) -> float:
+    if latency.fixed_ms is not None:
+        return latency.fixed_ms
+    if latency.uniform_ms is not None:
+        return rng.uniform(*latency.uniform_ms)
+    assert latency.lognormal is not None
+    median, sigma = latency.lognormal
+    return min(600_000.0, median * math.exp(rng.gauss(0.0, sigma)))
+
+
+def _matches(rule: Rule, request: RequestInfo) -> bool:
+    match = rule.match
+    if match.method is not None and request.method not in match.method:
+        return False
+    if match.path is not None and match.path.match(request.path) is None:
+        return False
+    for name, wanted in match.query:
+        if request.query.get(name) != wanted:
+            return False
+    return all(request.headers.get(name) == wanted for name, wanted in match.headers)
+
+
+class FaultEngine:
+    """Budgets and seeded choices for one scenario; `reset()` refills them."""
+
+    def __init__(self, scenario: Scenario, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scenario = scenario
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            count = len(self.scenario.rules)
+            self._matched = [0] * count
+            self._acted = [0] * count
+            self._seen: dict[str, int] = {}
+            self._buckets: dict[int, TokenBucket] = {}
+
+    def spent(self) -> list[int]:
+        """How many requests each rule has acted on (for the admin API)."""
+        with self._lock:
+            return list(self._acted)
+
+    def decide(self, request: RequestInfo) -> Decision | None:
+        rules = self.scenario.rules
+        if not rules:
+            return None
+        with self._lock:
+            occurrence: int | None = None
+            for rule in rules:
+                if not _matches(rule, request):
+                    continue
+                if self._is_idle_cursor_drift(rule, request):
+                    continue
+                index = rule.index
+                self._matched[index] += 1
+                eligible = self._matched[index] - rule.after
+                if eligible <= 0 or (eligible - 1) % rule.every:
+                    continue
+                if rule.times is not None and self._acted[index] >= rule.times:
+                    continue
+                if occurrence is None:
+                    occurrence = self._occurrence(request.key)
+                rng = seeded_rng(self.scenario.seed, index, request.key, occurrence)
+                if rule.probability is not None and rng.random() >= rule.probability:
+                    continue
+                self._acted[index] += 1
+                fault = self._pick(rule, rng)
+                bucket = None
+                if isinstance(fault.action, RateLimit):
+                    bucket = self._bucket(index, fault.action).take(self._clock())
+                return Decision(rule, fault, rng, bucket)
+        return None
+
+    @staticmethod
+    def _is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
+        # A cursor-drift rule spends no budget on a request that has no cursor.
+        return (
+            rule.fault is not None
+            and isinstance(rule.fault.action, CursorDrift)
+            and "cursor" not in request.query
+        )
+
+    def _occurrence(self, key: str) -> int:
+        if len(self._seen) >= MAX_REMEMBERED_REQUESTS:
+            self._seen.clear()
+        seen = self._seen.get(key, 0)
+        self._seen[key] = seen + 1
+        return seen
+
+    @staticmethod
+    def _pick(rule: Rule, rng: random.Random) -> Fault:
+        if rule.fault is not None:
+            return rule.fault
+        weights = [choice.weight for choice in rule.one_of]
+        return rng.choices(rule.one_of, weights=weights)[0].fault
+
+    def _bucket(self, index: int, spec: RateLimit) -> TokenBucket:
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = TokenBucket(spec, self._clock())
+        return bucket

@@ -1,0 +1,366 @@
+"""The fault engine as ASGI middleware: where every injected fault is acted out.
+
+For each partner request: journal it, check the bearer token (before any
+rule, so a bad token spends no budget), ask the engine for a decision, then
+delay, cut, replace or distort the answer the partner API would have given.
+Connection-level faults use the hook that `simulator.protocols` puts into
+the ASGI scope; without it (in-process transports) they raise instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import formatdate
+from typing import Any
+
+from simulator.bodies import drifted_body, malformed_body
+from simulator.cursor import InvalidCursor, decode_cursor
+from simulator.engine import Decision, RequestInfo, sample_latency_ms
+from simulator.journal import first_values
+from simulator.protocols import CONNECTION_CONTROL, ConnectionControl
+from simulator.scenario import (
+    CursorDrift,
+    Disconnect,
+    ExpireToken,
+    Malformed,
+    RateLimit,
+    SchemaDrift,
+    StatusFault,
+)
+from simulator.state import PartnerState
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ADMIN_PREFIX = "/__sim"
+OPEN_PATHS = frozenset({"/oauth/token", "/openapi.json"})
+JSON = b"application/json"
+STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    409: "conflict", 410: "gone", 422: "unprocessable", 429: "rate_limited",
+    500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout",
+}
+
+
+class ConnectionFaultUnsupported(RuntimeError):
+    """A connection-level fault was asked of a transport that has no socket."""
+
+
+class Answer:
+    """A complete response held in memory, so a fault can rewrite it."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @classmethod
+    def json(cls, status: int, payload: Any,
+             headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
+        return cls(status, [(b"content-type", JSON), *(headers or [])],
+                   json.dumps(payload, separators=(",", ":")).encode())
+
+    def header(self, name: bytes, value: bytes) -> None:
+        self.headers = [(k, v) for k, v in self.headers if k != name] + [(name, value)]
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    value = headers.get("authorization", "")
+    if value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return None
+
+
+def _unauthorized(message: str) -> Answer:
+    return Answer.json(401, {"error": "invalid_token", "message": message},
+                       [(b"www-authenticate", b'Bearer error="invalid_token"')])
+
+
+def _retry_after_value(retry_after: int | str) -> bytes:
+    if isinstance(retry_after, int):
+        return str(retry_after).encode()
+    seconds = int(retry_after.split(":", 1)[1])
+    return formatdate(time.time() + seconds, usegmt=True).encode()
+
+
+def status_answer(fault: StatusFault) -> Answer:
+    """The answer of a `status` fault: the body as declared, or a partner error."""
+    headers = [(name.encode(), value.encode()) for name, value in fault.headers]
+    if fault.retry_after is not None:
+        headers.append((b"retry-after", _retry_after_value(fault.retry_after)))
+    if fault.body is None:
+        code = STATUS_CODES.get(fault.status, "error")
+        return Answer.json(fault.status, {"error": code, "message": f"injected {fault.status}"},
+                           headers)
+    if isinstance(fault.body, str):
+        return Answer(fault.status, [(b"content-type", b"text/plain; charset=utf-8"), *headers],
+                      fault.body.encode())
+    return Answer.json(fault.status, fault.body, headers)
+
+
+class FaultMiddleware:
+    """Wraps the partner API; admin requests under /__sim go to `admin` untouched."""
+
+    def __init__(self, api: ASGIApp, admin: ASGIApp, state: PartnerState) -> None:
+        self.api = api
+        self.admin = admin
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(ADMIN_PREFIX):
+            await self.admin(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query_string = scope["query_string"].decode("latin-1")
+        query = first_values(query_string) if query_string else {}
+        entry = self.state.journal.open(time.time(), scope["method"], path, query, headers)
+        exchange = _Exchange(scope, receive, send, entry, headers, self.state)
+        try:
+            await self._handle(exchange, RequestInfo(scope["method"], path, query_string, query,
+                                                     headers))
+        finally:
+            entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+
+    async def _handle(self, exchange: _Exchange, request: RequestInfo) -> None:
+        state = self.state
+        if request.path not in OPEN_PATHS:
+            token = _bearer(request.headers)
+            if token is None:
+                await exchange.emit(_unauthorized("missing bearer token"))
+                return
+            if not state.tokens.is_valid(token):
+                await exchange.emit(_unauthorized("unknown or expired token"))
+                return
+        decision = state.engine.decide(request)
+        if decision is None:
+            await exchange.forward(self.api)
+            return
+        exchange.entry["rule"] = decision.rule.label
+        exchange.entry["fault"] = dict(decision.fault.raw)
+        await self._act(exchange, decision, request)
+
+    async def _act(self, exchange: _Exchange, decision: Decision, request: RequestInfo) -> None:
+        fault = decision.fault
+        if fault.latency is not None:
+            await asyncio.sleep(sample_latency_ms(fault.latency, decision.rng) / 1000)
+        exchange.dribble = fault.dribble
+        action = fault.action
+        if action is None:
+            await exchange.forward(self.api)
+        elif isinstance(action, StatusFault):
+            await exchange.emit(status_answer(action))
+        elif isinstance(action, RateLimit):
+            await self._rate_limit(exchange, decision)
+        elif isinstance(action, Malformed):
+            await self._malformed(exchange, action)
+        elif isinstance(action, SchemaDrift):
+            answer = await exchange.capture(self.api)
+            if 200 <= answer.status < 300:
+                answer.body = drifted_body(answer.body, action, decision.rng)
+            await exchange.emit(answer)
+        elif isinstance(action, CursorDrift):
+            await self._cursor_drift(exchange, action, decision, request)
+        elif isinstance(action, Disconnect):
+            await self._disconnect(exchange, action)
+        elif isinstance(action, ExpireToken):
+            token = _bearer(request.headers)
+            if token is not None:
+                self.state.tokens.revoke(token)
+            await exchange.emit(_unauthorized("token expired"))
+
+    async def _rate_limit(self, exchange: _Exchange, decision: Decision) -> None:
+        bucket = decision.bucket
+        assert bucket is not None
+        figures = [(b"x-ratelimit-limit", str(bucket.limit).encode()),
+                   (b"x-ratelimit-remaining", str(bucket.remaining).encode())]
+        if bucket.allowed:
+            answer = await exchange.capture(self.api)
+            for name, value in figures:
+                answer.header(name, value)
+            await exchange.emit(answer)
+            return
+        await exchange.emit(Answer.json(
+            429, {"error": "rate_limited", "message": "too many requests"},
+            [*figures, (b"retry-after", str(bucket.retry_after_s).encode())],
+        ))
+
+    async def _malformed(self, exchange: _Exchange, action: Malformed) -> None:
+        answer = await exchange.capture(self.api)
+        if action.kind == "content_length_mismatch":
+            await exchange.cut_short(answer)
+            return
+        body, content_type = malformed_body(action.kind, answer.body)
+        await exchange.emit(Answer(200, [(b"content-type", content_type.encode())], body))
+
+    async def _cursor_drift(self, exchange: _Exchange, action: CursorDrift,
+                            decision: Decision, request: RequestInfo) -> None:
+        raw_cursor = request.query.get("cursor")
+        try:
+            position = decode_cursor(raw_cursor) if raw_cursor is not None else None
+        except InvalidCursor:
+            position = None  # the API answers 400 for it
+        if position is not None and action.expire:
+            await exchange.emit(Answer.json(
+                410, {"error": "cursor_expired", "message": "the cursor has expired"}))
+            return
+        if position is not None:
+            store, rng = self.state.store, decision.rng
+            drifted: dict[str, list[str]] = {}
+            if action.insert:
+                drifted["inserted"] = store.insert_behind(rng, position, action.insert)
+            if action.update:
+                drifted["updated"] = store.update_served(rng, position, action.update)
+            if action.delete:
+                drifted["deleted"] = store.delete_unserved(rng, position, action.delete)
+            if drifted:
+                exchange.entry["fault"] = {**exchange.entry["fault"], "drifted": drifted}
+        if not action.repeat or raw_cursor is None:
+            await exchange.forward(self.api)
+            return
+        answer = await exchange.capture(self.api)
+        if answer.status == 200:
+            page = json.loads(answer.body)
+            page["next_cursor"] = raw_cursor
+            answer.body = json.dumps(page, separators=(",", ":")).encode()
+        await exchange.emit(answer)
+
+    async def _disconnect(self, exchange: _Exchange, action: Disconnect) -> None:
+        if action.kind == "reset":
+            exchange.control().reset()
+        elif action.kind == "mid_body":
+            await exchange.cut_short(await exchange.capture(self.api), mid_body=True)
+        else:
+            await exchange.hang()
+        exchange.entry["status"] = None
+
+
+class _Exchange:
+    """One request/response cycle: how an answer goes out, or fails to."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any],
+                 headers: dict[str, str], state: PartnerState) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.entry = entry
+        self.state = state
+        self.dribble: Any = None
+        self.extra: list[tuple[bytes, bytes]] = []
+        request_id = headers.get("x-request-id")
+        if request_id is not None:
+            self.extra.append((b"x-request-id", request_id.encode("latin-1")))
+        if scope["path"].startswith("/v1/"):
+            self.extra.append((b"x-ratelimit-limit", b"600"))
+            remaining = state.nominal.remaining(time.time())
+            self.extra.append((b"x-ratelimit-remaining", str(remaining).encode()))
+
+    def control(self) -> ConnectionControl:
+        control = self.scope.get(CONNECTION_CONTROL)
+        if control is None:
+            raise ConnectionFaultUnsupported(
+                "connection faults (disconnect, content_length_mismatch) need a real socket: "
+                "run the fake partner with simulator.FakePartner or `partnersim serve`"
+            )
+        return control  # type: ignore[no-any-return]
+
+    def _headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        names = {name for name, _ in headers}
+        return headers + [(n, v) for n, v in self.extra if n not in names]
+
+    async def forward(self, app: ASGIApp) -> None:
+        """The partner API's own answer, with our headers added on the way."""
+        if self.dribble is not None:
+            await self.emit(await self.capture(app))
+            return
+        entry, send = self.entry, self.send
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self._headers(list(message.get("headers", [])))
+                entry["status"] = message["status"]
+            await send(message)
+
+        await app(self.scope, self.receive, send_with_headers)
+
+    async def capture(self, app: ASGIApp) -> Answer:
+        """Run the partner API and keep its answer instead of sending it."""
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(self.scope, self.receive, keep)
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        return Answer(start.get("status", 500), headers, b"".join(chunks))
+
+    async def _start(self, answer: Answer, content_length: int) -> None:
+        headers = [(k, v) for k, v in answer.headers if k != b"content-length"]
+        headers.append((b"content-length", str(content_length).encode()))
+        self.entry["status"] = answer.status
+        await self.send({"type": "http.response.start", "status": answer.status,
+                         "headers": self._headers(headers)})
+
+    async def emit(self, answer: Answer) -> None:
+        """Send a complete answer, dribbling the body if the fault says so."""
+        await self._start(answer, len(answer.body))
+        dribble = self.dribble
+        if dribble is None or not answer.body:
+            await self.send({"type": "http.response.body", "body": answer.body})
+            return
+        body, step = answer.body, dribble.chunk_bytes
+        for offset in range(0, len(body), step):
+            await asyncio.sleep(dribble.interval_ms / 1000)
+            await self.send({"type": "http.response.body", "body": body[offset:offset + step],
+                             "more_body": offset + step < len(body)})
+
+    async def cut_short(self, answer: Answer, mid_body: bool = False) -> None:
+        """Promise the whole body, send part (or all but the promise), then close."""
+        control = self.control()
+        body = answer.body
+        if mid_body:
+            await self._start(answer, len(body))
+            sent = body[: max(1, len(body) // 2)]
+        else:
+            await self._start(answer, len(body) + max(16, len(body) // 4))
+            sent = body
+        await self.send({"type": "http.response.body", "body": sent, "more_body": True})
+        control.close()
+        self.entry["status"] = None
+
+    async def hang(self) -> None:
+        """Never answer: wait until the client gives up or the server stops."""
+        control = self.control()
+        loop = asyncio.get_running_loop()
+        released: asyncio.Future[None] = loop.create_future()
+        hangs = self.state.hangs
+        if hangs.closing:
+            control.reset()
+            return
+        hangs.add(released)
+
+        async def until_disconnect() -> None:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(until_disconnect())
+        try:
+            await asyncio.wait({released, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            hangs.discard(released)
+        control.reset()

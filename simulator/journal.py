@@ -1,0 +1,82 @@
+"""The request journal: a bounded ring buffer of what the fake partner saw.
+
+Entries are opened when a request arrives (so a hung request is visible at
+once) and completed when its answer is sent or its connection cut. Secrets
+are redacted on the way in; nothing unredacted is ever stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qsl
+
+REDACTED = "<redacted>"
+SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+SECRET_QUERY = frozenset({"client_secret", "access_token", "refresh_token", "token", "password"})
+
+
+def redact_header(name: str, value: str) -> str:
+    if name not in SECRET_HEADERS:
+        return value
+    scheme, _, credentials = value.partition(" ")
+    if credentials and scheme.lower() in ("bearer", "basic"):
+        return f"{scheme} {REDACTED}"
+    return REDACTED
+
+
+def first_values(query_string: str) -> dict[str, str]:
+    """The query as a {name: value} dict (the first value of a repeated name)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        query.setdefault(name, value)
+    return query
+
+
+def redact_query(query: dict[str, str]) -> dict[str, str]:
+    return {name: REDACTED if name in SECRET_QUERY else value for name, value in query.items()}
+
+
+class Journal:
+    """A thread-safe ring buffer of journal entries (plain dicts)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        if size < 1:
+            raise ValueError("journal size must be at least 1")
+        self.size = size
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def open(self, at: float, method: str, path: str, query: dict[str, str],
+             headers: dict[str, str]) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "seq": 0,
+            "at": at,
+            "method": method,
+            "path": path,
+            "query": redact_query(query) if query else {},
+            "headers": {name: redact_header(name, value) for name, value in headers.items()},
+            "status": None,
+            "rule": None,
+            "fault": None,
+            "duration_ms": None,
+        }
+        with self._lock:
+            entry["seq"] = next(self._seq)
+            self._entries.append(entry)
+        return entry
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A snapshot, oldest first."""
+        with self._lock:
+            return [dict(entry) for entry in self._entries]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,138 @@
+"""Partner API v1 as a well-behaved partner serves it: token, orders, acks.
+
+Faults are not here: the fault middleware wraps these routes. Auth is
+checked by the middleware too (before any rule), so routes assume a valid
+bearer token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
+from simulator.dataset import parse_rfc3339, to_rfc3339
+from simulator.state import Acknowledgement, PartnerState
+
+JSON = "application/json"
+MAX_FORM_BYTES = 16_384
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    return json_response(status, {"error": code, "message": message}, headers)
+
+
+class PartnerAPI:
+    """The routes of partner API v1 over one PartnerState."""
+
+    def __init__(self, state: PartnerState) -> None:
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/v1/orders", self.list_orders, methods=["GET"]),
+            Route("/v1/orders/{order_id}", self.get_order, methods=["GET"]),
+            Route("/v1/orders/{order_id}/acknowledgements", self.acknowledge, methods=["POST"]),
+        ]
+
+    async def token(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return error_response(413, "request_too_large", "token request body is too large")
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            return error_response(400, "invalid_request", "form body is not UTF-8")
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic[:6].lower() == "basic ":
+            try:
+                client_id, _, client_secret = (
+                    base64.b64decode(basic[6:], validate=True).decode().partition(":")
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                return error_response(401, "invalid_client", "malformed Basic credentials")
+        if form.get("grant_type") != "client_credentials":
+            return error_response(400, "unsupported_grant_type",
+                                  "grant_type must be client_credentials")
+        if not (
+            client_id is not None and client_secret is not None
+            and hmac.compare_digest(client_id.encode(), self.state.client_id.encode())
+            and hmac.compare_digest(client_secret.encode(), self.state.client_secret.encode())
+        ):
+            return error_response(401, "invalid_client", "unknown client or wrong secret")
+        ttl = self.state.scenario.dataset.token_ttl_s
+        token = self.state.tokens.issue(self.state.scenario.seed, ttl)
+        return json_response(
+            200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl},
+            {"cache-control": "no-store"},
+        )
+
+    async def list_orders(self, request: Request) -> Response:
+        params = request.query_params
+        store = self.state.store
+        limit = self.state.scenario.dataset.page_size
+        if "limit" in params:
+            raw = params["limit"]
+            if not raw.isdigit() or not 1 <= int(raw) <= 200:
+                return error_response(400, "invalid_request", "limit must be an integer 1-200")
+            limit = int(raw)
+        since = None
+        if "updated_since" in params:
+            try:
+                since = to_rfc3339(parse_rfc3339(params["updated_since"]))
+            except ValueError:
+                return error_response(400, "invalid_request",
+                                      "updated_since must be an RFC 3339 timestamp with offset")
+        after = None
+        if "cursor" in params:
+            try:
+                after = decode_cursor(params["cursor"])
+            except InvalidCursor:
+                return error_response(400, "invalid_cursor", "the cursor is not valid")
+            since = after.since
+        page = store.page(since, after, limit)
+        next_cursor = encode_cursor(page.last) if page.last is not None else None
+        body = page.prefix + b',"next_cursor":' + json.dumps(next_cursor).encode() + b"}"
+        return Response(body, media_type=JSON)
+
+    async def get_order(self, request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        body = self.state.store.get(order_id)
+        if body is None:
+            return error_response(404, "not_found", f"no order {order_id}")
+        return Response(body, media_type=JSON)
+
+    async def acknowledge(self, request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        if self.state.store.get(order_id) is None:
+            return error_response(404, "not_found", f"no order {order_id}")
+        key = request.headers.get("idempotency-key")
+        previous = self.state.acks.get(order_id)
+        if previous is not None:
+            if key is not None and key in previous.keys:
+                return Response(previous.body, status_code=200, media_type=JSON)
+            return error_response(409, "already_acknowledged",
+                                  f"order {order_id} is already acknowledged")
+        body = json.dumps(
+            {"order_id": order_id, "acknowledged_at": to_rfc3339(datetime.now(UTC))},
+            separators=(",", ":"),
+        ).encode()
+        self.state.acks[order_id] = Acknowledgement(body, {key} if key else set())
+        return Response(body, status_code=201, media_type=JSON)

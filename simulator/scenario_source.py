@@ -1,0 +1,138 @@
+"""Scenario text (YAML or JSON) to plain data, remembering each node's line.
+
+JSON is read by the same YAML 1.2 parser, so a JSON scenario gets line
+numbers too. Duplicate keys, tags and over-deep nesting are refused here:
+they are the errors a dict from Python can never have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+MAX_SOURCE_BYTES = 1_000_000
+MAX_DEPTH = 32
+
+Path = tuple[str | int, ...]
+
+
+def format_path(path: Path) -> str:
+    """("rules", 0, "fault") -> "rules[0].fault"; the root is "$"."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "$"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario, and where."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str = "scenario") -> str:
+        where = f"{source}:{self.line}" if self.line is not None else source
+        return f"{where}: {self.path}: {self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "message": self.message}
+
+
+@dataclass
+class Located:
+    """Plain data plus a map from node path to its 1-based line."""
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int | None:
+        # The nearest ancestor that has a line: a missing key points at its mapping.
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+class SourceError(ValueError):
+    """The text is not a readable YAML/JSON document."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise SourceError(Problem(format_path(path), f"nested deeper than {MAX_DEPTH} levels",
+                                  lines.get(path)))
+    if isinstance(node, CommentedMap):
+        result: dict[Any, Any] = {}
+        for key, value in node.items():
+            child = (*path, str(key))
+            try:
+                lines[child] = node.lc.key(key)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                lines[child] = lines.get(path, 1)
+            if not isinstance(key, str):
+                raise SourceError(Problem(format_path(child), "keys must be strings",
+                                          lines[child]))
+            result[key] = _plain(value, child, lines, depth + 1)
+        return result
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            child = (*path, index)
+            try:
+                lines[child] = node.lc.item(index)[0] + 1
+            except (KeyError, TypeError, AttributeError, IndexError):
+                lines[child] = lines.get(path, 1)
+            items.append(_plain(value, child, lines, depth + 1))
+        return items
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    tag = getattr(getattr(node, "tag", None), "value", None) or type(node).__name__
+    raise SourceError(Problem(format_path(path), f"unsupported YAML value (tag {tag})",
+                              lines.get(path)))
+
+
+def load_source(text: str | bytes) -> Located:
+    """Parse scenario text; raises SourceError with a line on any syntax fault."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_SOURCE_BYTES:
+            raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} bytes"))
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceError(Problem("$", f"not UTF-8 (byte {exc.start})")) from exc
+    if len(text) > MAX_SOURCE_BYTES:
+        raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} characters"))
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        node = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise SourceError(Problem("$", message, line)) from exc
+    except (YAMLError, ValueError) as exc:
+        raise SourceError(Problem("$", " ".join(str(exc).split())[:300])) from exc
+    except RecursionError as exc:
+        raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels")) from exc
+    lines: dict[Path, int] = {(): 1}
+    return Located(_plain(node, (), lines, 0), lines)

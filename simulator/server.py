@@ -1,0 +1,198 @@
+"""Running the fake partner on a real socket: in a thread for tests, or in
+the foreground for `partnersim serve`.
+
+Both use uvicorn with the fault-capable protocols; the default stack is the
+fast one (httptools on uvloop). Shutdown first releases every request held
+by a `hang` fault, so it is bounded whatever is in flight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import uvicorn
+
+from simulator.app import PartnerApp, create_app
+from simulator.protocols import PROTOCOLS
+from simulator.scenario import Scenario, load_scenario_file, parse_scenario
+from simulator.state import PartnerState
+
+HttpStack = Literal["httptools", "h11"]
+SHUTDOWN_GRACE_S = 1.0
+START_TIMEOUT_S = 10.0
+
+
+def default_loop() -> str:
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PartnerServer(uvicorn.Server):
+    """uvicorn's server, releasing hung requests before it waits for them."""
+
+    def __init__(self, config: uvicorn.Config, app: PartnerApp) -> None:
+        super().__init__(config)
+        self.partner_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.partner_app.state.hangs.release_all()
+        await super().shutdown(sockets)
+
+
+def make_config(app: PartnerApp, *, host: str = "127.0.0.1", port: int = 0,
+                http: HttpStack = "httptools", log_config: Any = None,
+                log_level: str = "warning") -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=PROTOCOLS[http],
+        loop=default_loop(),
+        lifespan="off",
+        access_log=False,  # an access log alone halves throughput; the journal is the log
+        log_config=log_config,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=32 * 1024,
+        server_header=False,
+        proxy_headers=False,
+        date_header=True,
+    )
+
+
+def coerce_scenario(value: Scenario | Mapping[str, Any] | str | bytes | Path | None,
+                    seed: int | None = None) -> Scenario | None:
+    """A Scenario from a Scenario, dict, YAML/JSON text or a file path."""
+    if value is None:
+        scenario = None
+    elif isinstance(value, Path):
+        scenario = load_scenario_file(value)
+    else:
+        scenario = parse_scenario(value)
+    if seed is not None:
+        scenario = parse_scenario({**(scenario.source if scenario else {"rules": []}),
+                                   "seed": seed})
+    return scenario
+
+
+class FakePartner:
+    """The fake partner on a real loopback socket, in a background thread.
+
+        with FakePartner({"rules": [...]}) as partner:
+            httpx.get(partner.url + "/v1/orders", ...)
+            partner.journal()
+
+    Shutdown is bounded (a few seconds at most) even with a `hang` in flight,
+    and an exception on the server thread is raised by `close()`.
+    """
+
+    def __init__(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
+                 *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
+                 http: HttpStack = "httptools", journal_size: int = 10_000,
+                 admin_token: str | None = None) -> None:
+        self.state = PartnerState(coerce_scenario(scenario, seed), journal_size=journal_size)
+        self.app = create_app(state=self.state, admin_token=admin_token)
+        self._host = host
+        self._port = port
+        self._http: HttpStack = http
+        self._thread: threading.Thread | None = None
+        self._server: PartnerServer | None = None
+        self._error: BaseException | None = None
+        self.url = ""
+
+    # --- lifecycle --------------------------------------------------------------
+    def start(self) -> Self:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
+        self.url = f"http://{host}:{port}"
+        self._server = PartnerServer(make_config(self.app, http=self._http), self.app)
+        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
+                                        name=f"partnersim-{port}")
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                self._raise_thread_error("the fake partner did not start")
+            time.sleep(0.005)
+        return self
+
+    def _run(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        try:
+            self._server.run(sockets=[sock])
+        except BaseException as exc:  # surfaced by start()/close()
+            self._error = exc
+
+    def _raise_thread_error(self, message: str) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"{message}: {self._error!r}") from self._error
+        raise RuntimeError(message)
+
+    def close(self, timeout: float = 5.0) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout)
+        self._server = self._thread = None
+        if thread.is_alive():
+            raise RuntimeError(f"the fake partner at {self.url} did not stop within {timeout} s")
+        if self._error is not None:
+            self._raise_thread_error("the fake partner failed")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- control ----------------------------------------------------------------
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return self.state.client_id, self.state.client_secret
+
+    def set_scenario(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path) -> None:
+        """Replace the scenario (budgets and data set restart; the journal stays).
+        A bad scenario raises ScenarioError and the running one stays."""
+        parsed = coerce_scenario(scenario)
+        assert parsed is not None
+        self.state.set_scenario(parsed)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The journal entries, oldest first (as `GET /__sim/journal` gives them)."""
+        return self.state.journal.entries()
+
+    def clear_journal(self) -> None:
+        self.state.journal.clear()
+
+    def reset(self) -> None:
+        """Budgets, journal and data set back to the start of the scenario."""
+        self.state.reset()

@@ -1,0 +1,113 @@
+"""Everything a running fake partner remembers, swapped atomically on change.
+
+The server runs on its own thread and event loop while tests call
+`set_scenario()` and `journal()` from theirs, so every change of scenario,
+data set or budgets happens under one lock and replaces whole objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.dataset import OrderStore, build_store
+from simulator.engine import FaultEngine
+from simulator.journal import Journal
+from simulator.scenario import Scenario, empty_scenario
+from simulator.tokens import TokenStore
+
+NOMINAL_LIMIT = 600  # requests per minute advertised when no rate_limit rule applies
+DEFAULT_CLIENT_ID = "orderops"
+DEFAULT_CLIENT_SECRET = "orderops-secret"  # noqa: S105 - the fake partner's published default
+
+
+@dataclass
+class Acknowledgement:
+    """The first answer to an order's acknowledgement, replayed for its key."""
+
+    body: bytes
+    keys: set[str] = field(default_factory=set)
+
+
+class NominalRateLimit:
+    """The advertised 600-per-minute allowance: counted, never enforced."""
+
+    def __init__(self) -> None:
+        self._window = 0
+        self._count = 0
+
+    def remaining(self, now: float) -> int:
+        window = int(now // 60)
+        if window != self._window:
+            self._window, self._count = window, 0
+        self._count += 1
+        return max(0, NOMINAL_LIMIT - self._count)
+
+
+class HangRegistry:
+    """Requests held by a `hang` fault, released all at once on shutdown."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+        self.closing = False
+
+    def add(self, waiter: asyncio.Future[None]) -> None:
+        self._waiters.add(waiter)
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        self._waiters.discard(waiter)
+
+    def release_all(self) -> None:
+        """Call on the server's loop."""
+        self.closing = True
+        for waiter in list(self._waiters):
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class PartnerState:
+    def __init__(self, scenario: Scenario | None = None, *, journal_size: int = 10_000,
+                 client_id: str = DEFAULT_CLIENT_ID,
+                 client_secret: str = DEFAULT_CLIENT_SECRET) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.journal = Journal(journal_size)
+        self.tokens = TokenStore()
+        self.nominal = NominalRateLimit()
+        self.hangs = HangRegistry()
+        self.started = time.time()
+        self._lock = threading.RLock()
+        self._install(scenario or empty_scenario())
+
+    def _install(self, scenario: Scenario) -> None:
+        engine = FaultEngine(scenario)
+        store = build_store(scenario.seed, scenario.dataset)
+        with self._lock:
+            self.scenario = scenario
+            self.engine = engine
+            self.store: OrderStore = store
+            self.acks: dict[str, Acknowledgement] = {}
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        """Replace the scenario; budgets and the data set start afresh, the journal stays."""
+        self._install(scenario)
+
+    def reset(self) -> None:
+        """Budgets, journal and data set back to the start of the scenario."""
+        self._install(self.scenario)
+        self.journal.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "scenario": self.scenario.name,
+            "seed": self.scenario.seed,
+            "orders": len(self.store),
+            "rules": len(self.scenario.rules),
+            "journal_entries": len(self.journal),
+            "journal_size": self.journal.size,
+            "uptime_s": round(time.time() - self.started, 3),
+        }
