@@ -1,0 +1,51 @@
+"""Fixtures shared by the whole suite: a fake partner on a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from simulator import FakePartner
+
+
+def fetch_token(http: httpx.Client, client_id: str = "orderops",
+                client_secret: str = "orderops-secret") -> str:
+    response = http.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": client_id,
+        "client_secret": client_secret,
+    })
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+@contextmanager
+def authed_client(url: str, timeout: float = 5.0) -> Iterator[httpx.Client]:
+    """A plain httpx client holding a valid bearer token of the partner at `url`."""
+    with httpx.Client(base_url=url, timeout=timeout) as http:
+        http.headers["authorization"] = f"Bearer {fetch_token(http)}"
+        yield http
+
+
+@pytest.fixture(scope="module")
+def partner_server() -> Iterator[FakePartner]:
+    with FakePartner() as partner:
+        yield partner
+
+
+@pytest.fixture
+def partner(partner_server: FakePartner) -> Iterator[FakePartner]:
+    """The module's fake partner, with an empty scenario and journal for each test."""
+    partner_server.set_scenario({"rules": []})
+    partner_server.reset()
+    yield partner_server
+
+
+@pytest.fixture
+def http(partner: FakePartner) -> Iterator[httpx.Client]:
+    with authed_client(partner.url) as client:
+        partner.clear_journal()
+        yield client
