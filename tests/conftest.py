@@ -49,3 +49,8 @@ def http(partner: FakePartner) -> Iterator[httpx.Client]:
     with authed_client(partner.url) as client:
         partner.clear_journal()
         yield client
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
