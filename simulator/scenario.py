@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import Any
+from typing import Any, TypeVar
 
 from simulator.dataset import DatasetSpec
 from simulator.scenario_source import Located, Path, Problem, SourceError, format_path, load_source
@@ -30,6 +30,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ACTIONS = (
     "status", "rate_limit", "malformed", "schema_drift", "cursor_drift", "disconnect", "auth",
 )
+T = TypeVar("T")
 MAX_COUNT = 1_000_000_000
 MAX_DELAY_MS = 600_000
 FIELD_PATH = re.compile(
@@ -249,6 +250,15 @@ def _kind(value: Any) -> str:
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+def _required(check: _Checker, spec: Mapping[str, Any], path: Path, key: str,
+              convert: Callable[[Any, Path], T | None]) -> T | None:
+    """A required key, checked with `convert`; a missing one is an error at its mapping."""
+    if key not in spec:
+        check.fail(path, f"missing required key '{key}'")
+        return None
+    return convert(spec[key], (*path, key))
+
+
 def _parse_latency(check: _Checker, value: Any, path: Path) -> Latency | None:
     spec = check.mapping(value, path)
     if spec is None:
@@ -279,13 +289,10 @@ def _parse_latency(check: _Checker, value: Any, path: Path) -> Latency | None:
     if params is None:
         return None
     check.keys(params, (*path, key), ("median_ms", "sigma"))
-    for required in ("median_ms", "sigma"):
-        if required not in params:
-            check.fail((*path, key), f"missing required key '{required}'")
-    median = check.number(params.get("median_ms", 1), (*path, key, "median_ms"), 0, MAX_DELAY_MS,
-                          low_open=True)
-    sigma = check.number(params.get("sigma", 0), (*path, key, "sigma"), 0, 5)
-    if median is None or sigma is None or "median_ms" not in params or "sigma" not in params:
+    median = _required(check, params, (*path, key), "median_ms",
+                       lambda v, p: check.number(v, p, 0, MAX_DELAY_MS, low_open=True))
+    sigma = _required(check, params, (*path, key), "sigma", lambda v, p: check.number(v, p, 0, 5))
+    if median is None or sigma is None:
         return None
     return Latency(lognormal=(median, sigma))
 
@@ -295,13 +302,10 @@ def _parse_dribble(check: _Checker, value: Any, path: Path) -> Dribble | None:
     if spec is None:
         return None
     check.keys(spec, path, ("chunk_bytes", "interval_ms"))
-    for required in ("chunk_bytes", "interval_ms"):
-        if required not in spec:
-            check.fail(path, f"missing required key '{required}'")
-    if "chunk_bytes" not in spec or "interval_ms" not in spec:
-        return None
-    chunk = check.integer(spec["chunk_bytes"], (*path, "chunk_bytes"), 1, 1_000_000)
-    interval = check.number(spec["interval_ms"], (*path, "interval_ms"), 0, 60_000)
+    chunk = _required(check, spec, path, "chunk_bytes",
+                      lambda v, p: check.integer(v, p, 1, 1_000_000))
+    interval = _required(check, spec, path, "interval_ms",
+                         lambda v, p: check.number(v, p, 0, 60_000))
     if chunk is None or interval is None:
         return None
     return Dribble(chunk, interval)
@@ -343,13 +347,9 @@ def _parse_rate_limit(check: _Checker, value: Any, path: Path) -> RateLimit | No
     if spec is None:
         return None
     check.keys(spec, path, ("limit", "per_s"))
-    for required in ("limit", "per_s"):
-        if required not in spec:
-            check.fail(path, f"missing required key '{required}'")
-    if "limit" not in spec or "per_s" not in spec:
-        return None
-    limit = check.integer(spec["limit"], (*path, "limit"), 1, 1_000_000)
-    per_s = check.number(spec["per_s"], (*path, "per_s"), 0, 86_400, low_open=True)
+    limit = _required(check, spec, path, "limit", lambda v, p: check.integer(v, p, 1, 1_000_000))
+    per_s = _required(check, spec, path, "per_s",
+                      lambda v, p: check.number(v, p, 0, 86_400, low_open=True))
     if limit is None or per_s is None:
         return None
     return RateLimit(limit, per_s)

@@ -75,6 +75,10 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise SourceError(Problem(format_path(path), f"nested deeper than {MAX_DEPTH} levels",
                                   lines.get(path)))
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if isinstance(node, CommentedMap | CommentedSeq) and tag is not None:
+        raise SourceError(Problem(format_path(path), f"unsupported YAML value (tag {tag})",
+                                  lines.get(path)))
     if isinstance(node, CommentedMap):
         result: dict[Any, Any] = {}
         for key, value in node.items():
@@ -106,7 +110,7 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
         return float(node)
     if isinstance(node, str):
         return str(node)
-    tag = getattr(getattr(node, "tag", None), "value", None) or type(node).__name__
+    tag = tag or type(node).__name__
     raise SourceError(Problem(format_path(path), f"unsupported YAML value (tag {tag})",
                               lines.get(path)))
 

@@ -52,7 +52,7 @@ def test_reset_is_a_tcp_rst_before_the_status_line(stack_partner: FakePartner,
 
 def test_mid_body_dies_half_way(stack_partner: FakePartner, stack_http: httpx.Client) -> None:
     _disconnect(stack_partner, "mid_body")
-    with pytest.raises(httpx.RemoteProtocolError, match="incomplete|complete message body"):
+    with pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|complete message body"):
         stack_http.get("/v1/orders/ORD-000001")
     assert stack_partner.journal()[-1]["status"] is None
     assert stack_http.get("/v1/orders/ORD-000001").status_code == 200

@@ -69,8 +69,9 @@ def test_lognormal_latency_is_seeded() -> None:
 
 
 def test_dribble_sends_the_body_slowly(partner: FakePartner, http: httpx.Client) -> None:
+    dribble = {"chunk_bytes": 64, "interval_ms": 100}
     partner.set_scenario({"rules": [{"match": {"path": "/v1/orders/*"},
-                                     "fault": {"dribble": {"chunk_bytes": 64, "interval_ms": 100}}}]})
+                                     "fault": {"dribble": dribble}}]})
     started = time.monotonic()
     chunk_times = []
     with http.stream("GET", "/v1/orders/ORD-000002") as response:
