@@ -119,24 +119,24 @@ def load_source(text: str | bytes) -> Located:
     """Parse scenario text; raises SourceError with a line on any syntax fault."""
     if isinstance(text, bytes):
         if len(text) > MAX_SOURCE_BYTES:
-            raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} bytes"))
+            raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} bytes", 1))
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise SourceError(Problem("$", f"not UTF-8 (byte {exc.start})")) from exc
+            raise SourceError(Problem("$", f"not UTF-8 (byte {exc.start})", 1)) from exc
     if len(text) > MAX_SOURCE_BYTES:
-        raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} characters"))
+        raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} characters", 1))
     yaml = YAML(typ="rt", pure=True)
     try:
         node = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = mark.line + 1 if mark is not None else 1
         message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         raise SourceError(Problem("$", message, line)) from exc
     except (YAMLError, ValueError) as exc:
-        raise SourceError(Problem("$", " ".join(str(exc).split())[:300])) from exc
+        raise SourceError(Problem("$", " ".join(str(exc).split())[:300], 1)) from exc
     except RecursionError as exc:
-        raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels")) from exc
+        raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", 1)) from exc
     lines: dict[Path, int] = {(): 1}
     return Located(_plain(node, (), lines, 0), lines)

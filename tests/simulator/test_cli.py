@@ -1,0 +1,103 @@
+"""The partnersim CLI: serve (banner, loopback-only, clean stop) and check."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PARTNERSIM = [sys.executable, "-m", "simulator.cli"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PARTNERSIM, *args], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+
+
+def test_help_for_every_command() -> None:
+    for args in ([], ["serve"], ["check"]):
+        result = _run(*args, "--help")
+        assert result.returncode == 0
+        assert "usage: partnersim" in result.stdout
+    assert "--scenario" in _run("serve", "--help").stdout
+    assert "FILE:LINE" in _run("check", "--help").stdout
+
+
+def test_check_accepts_the_shipped_scenarios() -> None:
+    files = sorted(str(path) for path in (REPO / "scenarios").glob("*.yaml"))
+    assert files
+    result = _run("check", *files)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok (") == len(files)
+
+
+def test_check_lists_every_error_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - fault: {status: 99}\n  - fault: {disconnect: later}\n")
+    result = _run("check", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"{bad}:2: rules[0].fault.status: must be between 400 and 599, got 99",
+        f"{bad}:3: rules[1].fault.disconnect: 'later' is not one of: reset, mid_body, hang",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff garbage", b"rules: [", b"[1, 2]", b""])
+def test_check_never_prints_a_traceback(tmp_path: Path, content: bytes) -> None:
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(content)
+    result = _run("check", str(junk))
+    assert result.returncode == 2
+    assert re.match(rf"{re.escape(str(junk))}:\d+: ", result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_non_loopback_address_without_a_flag() -> None:
+    result = _run("serve", "--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert "--allow-remote" in result.stderr
+
+
+def test_serve_refuses_a_bad_scenario(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: [{fault: {status: 600}}]\n")
+    result = _run("serve", "--port", "0", "--scenario", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:1: rules[0].fault.status" in result.stderr
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_prints_url_and_credentials_and_stops_cleanly(stop: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [*PARTNERSIM, "serve", "--port", "0", "--scenario", "scenarios/default.yaml",
+         "--seed", "3"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(6)]
+        text = "".join(banner)
+        url = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", text)
+        assert url, text
+        assert "orderops-secret" in text and "seed 3" in text
+        health = httpx.get(f"{url.group(1)}/__sim/health", timeout=5).json()
+        assert health["scenario"] == "default" and health["seed"] == 3
+        process.send_signal(stop)
+        started = time.monotonic()
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        _, stderr = process.communicate(timeout=5)
+        assert "Traceback" not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,26 @@
+"""The README's scenario examples are valid scenarios, and every fault kind has one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from simulator import parse_scenario
+from simulator.scenario import ACTIONS
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_every_yaml_example_in_the_readme_is_a_valid_scenario() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", README, flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        parse_scenario(block)
+
+
+def test_the_readme_shows_every_fault_kind() -> None:
+    examples = "".join(re.findall(r"```yaml\n(.*?)```", README, flags=re.DOTALL))
+    for kind in (*ACTIONS, "latency", "dribble", "one_of", "fixed_ms", "uniform_ms", "lognormal",
+                 "reset", "mid_body", "hang", "insert", "update", "delete", "repeat", "expire",
+                 "missing", "wrong_type", "null", "unknown_enum", "extra", "http-date"):
+        assert f"{kind}" in examples, kind
