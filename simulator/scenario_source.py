@@ -71,6 +71,17 @@ class SourceError(ValueError):
         self.problem = problem
 
 
+def _key_text(key: Any) -> Any:
+    """YAML reads `null:` or `true:` as non-string keys; JSON spells them as text."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int | float):
+        return str(key)
+    return key
+
+
 def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise SourceError(Problem(format_path(path), f"nested deeper than {MAX_DEPTH} levels",
@@ -81,10 +92,11 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
                                   lines.get(path)))
     if isinstance(node, CommentedMap):
         result: dict[Any, Any] = {}
-        for key, value in node.items():
+        for raw_key, value in node.items():
+            key = _key_text(raw_key)
             child = (*path, str(key))
             try:
-                lines[child] = node.lc.key(key)[0] + 1
+                lines[child] = node.lc.key(raw_key)[0] + 1
             except (KeyError, TypeError, AttributeError):
                 lines[child] = lines.get(path, 1)
             if not isinstance(key, str):
