@@ -153,7 +153,7 @@ class FaultMiddleware:
     async def _act(self, exchange: _Exchange, decision: Decision, request: RequestInfo) -> None:
         fault = decision.fault
         if fault.latency is not None:
-            await asyncio.sleep(sample_latency_ms(fault.latency, decision.rng) / 1000)
+            await self.state.waits.sleep(sample_latency_ms(fault.latency, decision.rng) / 1000)
         exchange.dribble = fault.dribble
         action = fault.action
         if action is None:
@@ -323,8 +323,11 @@ class _Exchange:
             await self.send({"type": "http.response.body", "body": answer.body})
             return
         body, step = answer.body, dribble.chunk_bytes
+        control = self.scope.get(CONNECTION_CONTROL)
         for offset in range(0, len(body), step):
-            await asyncio.sleep(dribble.interval_ms / 1000)
+            await self.state.waits.sleep(dribble.interval_ms / 1000)
+            if control is not None and not control.connected():
+                return  # the client gave up: stop dribbling to nobody
             await self.send({"type": "http.response.body", "body": body[offset:offset + step],
                              "more_body": offset + step < len(body)})
 
@@ -345,13 +348,6 @@ class _Exchange:
     async def hang(self) -> None:
         """Never answer: wait until the client gives up or the server stops."""
         control = self.control()
-        loop = asyncio.get_running_loop()
-        released: asyncio.Future[None] = loop.create_future()
-        hangs = self.state.hangs
-        if hangs.closing:
-            control.reset()
-            return
-        hangs.add(released)
 
         async def until_disconnect() -> None:
             while (await self.receive())["type"] != "http.disconnect":
@@ -359,8 +355,7 @@ class _Exchange:
 
         watcher = asyncio.ensure_future(until_disconnect())
         try:
-            await asyncio.wait({released, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            await self.state.waits.sleep(float("inf"), also=watcher)
         finally:
             watcher.cancel()
-            hangs.discard(released)
         control.reset()

@@ -37,6 +37,9 @@ class ConnectionControl:
         if cycle is not None:
             cycle.disconnected = True
 
+    def connected(self) -> bool:
+        return not self._protocol.transport.is_closing()
+
     def reset(self) -> None:
         """TCP RST now: the client sees a connection reset, not a response."""
         transport = self._protocol.transport

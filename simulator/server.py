@@ -51,7 +51,7 @@ class PartnerServer(uvicorn.Server):
         self.partner_app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.partner_app.state.hangs.release_all()
+        self.partner_app.state.waits.release_all()
         await super().shutdown(sockets)
 
 

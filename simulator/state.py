@@ -47,18 +47,26 @@ class NominalRateLimit:
         return max(0, NOMINAL_LIMIT - self._count)
 
 
-class HangRegistry:
-    """Requests held by a `hang` fault, released all at once on shutdown."""
+class FaultWaits:
+    """Every wait a fault makes (latency, dribble, hang), cut short at shutdown,
+    so stopping the fake partner never waits for a scripted delay."""
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
         self.closing = False
 
-    def add(self, waiter: asyncio.Future[None]) -> None:
+    async def sleep(self, seconds: float, also: asyncio.Future[Any] | None = None) -> None:
+        """Sleep `seconds` (forever if inf), until shutdown, or until `also` is done."""
+        if self.closing:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
-
-    def discard(self, waiter: asyncio.Future[None]) -> None:
-        self._waiters.discard(waiter)
+        try:
+            waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
+            await asyncio.wait(waits, timeout=None if seconds == float("inf") else seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiters.discard(waiter)
 
     def release_all(self) -> None:
         """Call on the server's loop."""
@@ -77,7 +85,7 @@ class PartnerState:
         self.journal = Journal(journal_size)
         self.tokens = TokenStore()
         self.nominal = NominalRateLimit()
-        self.hangs = HangRegistry()
+        self.waits = FaultWaits()
         self.started = time.time()
         self._lock = threading.RLock()
         self._install(scenario or empty_scenario())

@@ -1,0 +1,280 @@
+"""The client's operations as sans-I/O generators, shared by the sync and async shells.
+
+An operation yields commands — send this request, sleep this long, get me
+a token — and receives their results; the shells (`client._sync`,
+`client._async`) only carry commands out. So the attempt loop, the auth
+refresh and the reading of every status exist once, and the two clients
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from client._transport import HttpReply, HttpRequest
+from client.errors import (
+    AuthenticationError,
+    CursorDriftError,
+    OrderNotFound,
+    PartnerContractError,
+    PartnerError,
+    PartnerTimeout,
+)
+from client.mapping import (
+    ORDERS_PATH,
+    TOKEN_PATH,
+    OrderPage,
+    Token,
+    acknowledgement_path,
+    error_code,
+    map_order,
+    map_page,
+    map_token,
+    order_path,
+    parse_json,
+    token_form,
+)
+from client.models import Order
+from client.retry import Failure, FailureKind, GiveUp, RetryPolicy
+
+T = TypeVar("T")
+logger = logging.getLogger("partnerkit.client")
+USER_AGENT = "partnerkit-client/0.1"
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NeedToken:
+    """Ask the shell for a bearer token (cached, or fetched under its lock)."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ForgetToken:
+    """Tell the shell a token was refused, so the next NeedToken fetches anew."""
+
+    value: str
+
+
+Command = HttpRequest | Sleep | NeedToken | ForgetToken
+Step = Generator[Command, Any, T]
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """What `on_retry` hooks receive: one decision to try again."""
+
+    operation: str
+    attempt: int  # the attempt that failed (1-based)
+    wait: float  # seconds before the next one
+    reason: str
+    status: int | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str
+    client_secret: str = field(repr=False)
+    timeout: float
+    deadline: float
+    policy: RetryPolicy
+    page_size: int | None
+    max_pages: int
+    on_retry: Callable[[RetryEvent], None] | None
+    clock: Callable[[], float]  # monotonic seconds
+    wall_clock: Callable[[], float]  # unix seconds, for HTTP-date Retry-After
+    draw: Callable[[], float]  # uniform [0, 1), for jitter
+
+
+class TokenCache:
+    """One bearer token, reused until shortly before it expires (A1)."""
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+        self._expires_at = 0.0
+
+    def current(self, now: float) -> str | None:
+        return self._value if self._value is not None and now < self._expires_at else None
+
+    def store(self, token: Token, now: float) -> None:
+        margin = min(30.0, token.expires_in * 0.1)
+        self._value = token.value
+        self._expires_at = now + token.expires_in - margin
+
+    def invalidate(self, value: str) -> None:
+        if self._value == value:
+            self._value = None
+
+    def __repr__(self) -> str:
+        return "TokenCache(<redacted>)"
+
+
+def _status_failure(reply: HttpReply) -> Failure:
+    try:
+        code = error_code(parse_json(reply.body, reply.headers.get("content-type")))
+    except PartnerContractError:
+        code = None
+    return Failure(FailureKind.STATUS, code or "unexpected status", reply.status,
+                   reply.headers.get("retry-after"))
+
+
+def _json(reply: HttpReply) -> Any:
+    return parse_json(reply.body, reply.headers.get("content-type"))
+
+
+def _is_token_rejection(reply: HttpReply) -> bool:
+    return reply.status == 401
+
+
+def fetch_token(settings: Settings, timeout: float) -> Step[Token | Failure]:
+    """One token request; a Failure is for the operation's retry loop to judge."""
+    reply = yield HttpRequest("POST", TOKEN_PATH, timeout, headers={
+        "accept": "application/json", "user-agent": USER_AGENT},
+        form=token_form(settings.client_id, settings.client_secret))
+    if isinstance(reply, Failure):
+        return reply
+    if reply.status == 200:
+        return map_token(_json(reply))
+    failure = _status_failure(reply)
+    if reply.status in (400, 401) and failure.detail in ("invalid_client", "unauthorized_client",
+                                                         "invalid_grant"):
+        raise AuthenticationError(f"the partner refused our client credentials "
+                                  f"({failure.detail})", status=reply.status)
+    return failure
+
+
+def perform(settings: Settings, operation: str, method: str, path: str,
+            interpret: Callable[[HttpReply], T | Failure], *, idempotent: bool = True,
+            params: Mapping[str, str] | None = None,
+            headers: Mapping[str, str] | None = None) -> Step[T]:
+    """One operation: attempts, auth refresh, retries and backoff within the deadline.
+
+    `interpret` turns a reply into the result, raises a PartnerError, or
+    returns a Failure for the retry policy to judge.
+    """
+    clock, policy = settings.clock, settings.policy
+    deadline = clock() + settings.deadline
+    request_id = uuid.uuid4().hex  # one per operation: the journal groups its attempts
+    refreshed = False
+    last_status: int | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        time_left = deadline - clock()
+        if time_left <= 0:
+            raise PartnerTimeout(f"{method} {path}: deadline of {settings.deadline} s reached",
+                                 operation=operation, attempts=attempt - 1, status=last_status)
+        token = yield NeedToken(min(settings.timeout, time_left))
+        if isinstance(token, Failure):
+            failure = token
+        else:
+            reply = yield HttpRequest(
+                method, path, min(settings.timeout, max(0.0, deadline - clock())),
+                params=params or {},
+                headers={"authorization": f"Bearer {token}", "x-request-id": request_id,
+                         "accept": "application/json", "user-agent": USER_AGENT,
+                         **(headers or {})})
+            if isinstance(reply, Failure):
+                failure = reply
+            elif _is_token_rejection(reply):
+                last_status = 401
+                yield ForgetToken(token)
+                if refreshed or attempt >= policy.max_attempts:
+                    raise AuthenticationError(
+                        "the partner refused a freshly fetched token" if refreshed
+                        else "the partner refused our token and no attempt is left",
+                        operation=operation, attempts=attempt, status=401)
+                refreshed = True
+                continue
+            else:
+                last_status = reply.status
+                try:
+                    outcome = interpret(reply)
+                except PartnerError as refused:
+                    refused.operation, refused.attempts = operation, attempt
+                    refused.status = refused.status or reply.status
+                    raise
+                if not isinstance(outcome, Failure):
+                    return outcome
+                failure = outcome
+        last_status = failure.status or last_status
+        decision = policy.decide(failure=failure, attempt=attempt,
+                                 time_left=deadline - clock(), idempotent=idempotent,
+                                 now=settings.wall_clock(), draw=settings.draw)
+        if isinstance(decision, GiveUp):
+            error = decision.error(f"{method} {path}: {decision.reason}", operation=operation,
+                                   attempts=attempt, status=last_status)
+            if decision.retry_after is not None and hasattr(error, "retry_after"):
+                error.retry_after = decision.retry_after
+            raise error
+        event = RetryEvent(operation, attempt, decision.wait, decision.reason, failure.status,
+                           request_id)
+        logger.info("retrying %s after attempt %d in %.3f s: %s", operation, attempt,
+                    decision.wait, decision.reason)
+        if settings.on_retry is not None:
+            settings.on_retry(event)
+        yield Sleep(decision.wait)
+
+
+# --- the three operations ----------------------------------------------------------------
+
+
+def get_order(settings: Settings, order_id: str) -> Step[Order]:
+    def interpret(reply: HttpReply) -> Order | Failure:
+        if reply.status == 200:
+            return map_order(_json(reply))
+        if reply.status == 404:
+            raise OrderNotFound(order_id)
+        return _status_failure(reply)
+
+    return perform(settings, "get_order", "GET", order_path(order_id), interpret)
+
+
+def acknowledge(settings: Settings, order_id: str, idempotency_key: str | None) -> Step[None]:
+    def interpret(reply: HttpReply) -> Failure | None:
+        if reply.status in (200, 201):
+            body = _json(reply)
+            if not isinstance(body, dict) or body.get("order_id") != order_id:
+                raise PartnerContractError("acknowledgement answer does not name the order",
+                                           field="order_id")
+            return None
+        if reply.status == 409 and _status_failure(reply).detail == "already_acknowledged":
+            return None  # acknowledged before: done
+        if reply.status == 404:
+            raise OrderNotFound(order_id)
+        return _status_failure(reply)
+
+    headers = {"idempotency-key": idempotency_key} if idempotency_key is not None else {}
+    return perform(settings, "acknowledge", "POST", acknowledgement_path(order_id), interpret,
+                   idempotent=idempotency_key is not None, headers=headers)
+
+
+class CursorExpired:
+    """The partner said 410 cursor_expired: resume from the watermark."""
+
+
+CURSOR_EXPIRED = CursorExpired()
+
+
+def fetch_page(settings: Settings, params: Mapping[str, str]) -> Step[OrderPage | CursorExpired]:
+    def interpret(reply: HttpReply) -> OrderPage | CursorExpired | Failure:
+        if reply.status == 200:
+            return map_page(_json(reply))
+        failure = _status_failure(reply)
+        if reply.status == 410 and failure.detail == "cursor_expired":
+            return CURSOR_EXPIRED
+        if reply.status == 400 and failure.detail == "invalid_cursor":
+            raise CursorDriftError("the partner rejected the cursor it gave us")
+        return failure
+
+    return perform(settings, "iter_orders", "GET", ORDERS_PATH, interpret, params=params)

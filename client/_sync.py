@@ -1,0 +1,165 @@
+"""PartnerClient: the sync shell that carries out the operations' commands."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from client._operation import (
+    CursorExpired,
+    ForgetToken,
+    NeedToken,
+    RetryEvent,
+    Settings,
+    Sleep,
+    Step,
+    TokenCache,
+    acknowledge,
+    fetch_page,
+    fetch_token,
+    get_order,
+)
+from client._pagination import Pager
+from client._transport import HttpRequest, SyncHttp, SyncTransport
+from client.errors import PartnerError
+from client.mapping import Token
+from client.models import Order
+from client.retry import Failure, RetryPolicy
+
+T = TypeVar("T")
+
+
+def make_settings(*, client_id: str, client_secret: str, timeout: float, deadline: float,
+                  max_attempts: int, retry: RetryPolicy | None, page_size: int | None,
+                  max_pages: int, on_retry: Callable[[RetryEvent], None] | None,
+                  clock: Callable[[], float], wall_clock: Callable[[], float],
+                  random_source: Callable[[], float]) -> Settings:
+    if timeout <= 0 or deadline <= 0:
+        raise ValueError("timeout and deadline must be positive")
+    if page_size is not None and not 1 <= page_size <= 200:
+        raise ValueError("page_size must be between 1 and 200")
+    policy = retry if retry is not None else RetryPolicy(max_attempts=max_attempts)
+    return Settings(client_id, client_secret, timeout, deadline, policy, page_size, max_pages,
+                    on_retry, clock, wall_clock, random_source)
+
+
+def unexpected(error: Exception, operation: str) -> PartnerError:
+    """E1: anything that is not a PartnerError becomes one at the boundary."""
+    return PartnerError(f"unexpected {type(error).__name__} in the partner client",
+                        operation=operation)
+
+
+class PartnerClient:
+    """The OrderOps partner client (sync). Thread-safe; one token shared by all calls.
+
+    `timeout` bounds one attempt, `deadline` one whole operation with its
+    retries and waits (each page fetch of `iter_orders` is one operation).
+    """
+
+    def __init__(self, http: SyncHttp, *, client_id: str, client_secret: str,
+                 timeout: float = 5.0, deadline: float = 30.0, max_attempts: int = 4,
+                 retry: RetryPolicy | None = None, page_size: int | None = None,
+                 max_pages: int = 10_000, on_retry: Callable[[RetryEvent], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall_clock: Callable[[], float] = time.time,
+                 random_source: Callable[[], float] = random.random,
+                 owns_http: bool = False) -> None:
+        self._settings = make_settings(
+            client_id=client_id, client_secret=client_secret, timeout=timeout,
+            deadline=deadline, max_attempts=max_attempts, retry=retry, page_size=page_size,
+            max_pages=max_pages, on_retry=on_retry, clock=clock, wall_clock=wall_clock,
+            random_source=random_source)
+        self._http = http
+        self._owns_http = owns_http
+        self._transport = SyncTransport(http)
+        self._sleep = sleep
+        self._tokens = TokenCache()
+        self._token_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, client_id: str, client_secret: str, timeout: float = 5.0,
+                 deadline: float = 30.0, max_attempts: int = 4, **options: Any) -> PartnerClient:
+        """A client with its own connection pool to the partner at `url`."""
+        http = SyncHttp(base_url=url, timeout=timeout, follow_redirects=False)
+        return cls(http, client_id=client_id, client_secret=client_secret, timeout=timeout,
+                   deadline=deadline, max_attempts=max_attempts, owns_http=True, **options)
+
+    def __repr__(self) -> str:
+        return f"PartnerClient(base_url={str(self._http.base_url)!r}, " \
+               f"client_id={self._settings.client_id!r})"
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- operations ----------------------------------------------------------------------
+    def get_order(self, order_id: str) -> Order:
+        return self._run(get_order(self._settings, order_id), "get_order")
+
+    def acknowledge(self, order_id: str, idempotency_key: str | None = None) -> None:
+        """Acknowledge an order. Retried only with an idempotency key (R5); an
+        order acknowledged before counts as done."""
+        self._run(acknowledge(self._settings, order_id, idempotency_key), "acknowledge")
+
+    def iter_orders(self, updated_since: datetime | None = None) -> Iterator[Order]:
+        """Every order updated since `updated_since`, each once, page by page."""
+        settings = self._settings
+        pager = Pager(updated_since, settings.page_size, settings.max_pages)
+        while not pager.done:
+            page = self._run(fetch_page(settings, pager.params()), "iter_orders")
+            if isinstance(page, CursorExpired):
+                pager.cursor_expired()
+                continue
+            yield from pager.accept(page)
+
+    # --- the shell -----------------------------------------------------------------------
+    def _run(self, step: Step[T], operation: str) -> T:
+        try:
+            return self._drive(step)
+        except PartnerError:
+            raise
+        except Exception as error:
+            raise unexpected(error, operation) from error
+
+    def _drive(self, step: Step[T]) -> T:
+        result: Any = None
+        while True:
+            try:
+                command = step.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(command, HttpRequest):
+                result = self._transport.send(command)
+            elif isinstance(command, Sleep):
+                self._sleep(command.seconds)
+                result = None
+            elif isinstance(command, NeedToken):
+                result = self._token(command.timeout)
+            elif isinstance(command, ForgetToken):
+                self._tokens.invalidate(command.value)
+                result = None
+
+    def _token(self, timeout: float) -> str | Failure:
+        with self._token_lock:
+            token = self._tokens.current(self._settings.clock())
+            if token is not None:
+                return token
+            fetched: Token | Failure = self._drive(fetch_token(self._settings, timeout))
+            if isinstance(fetched, Failure):
+                return fetched
+            self._tokens.store(fetched, self._settings.clock())
+            return fetched.value
