@@ -31,6 +31,7 @@ from client.mapping import (
     Token,
     acknowledgement_path,
     error_code,
+    map_acknowledgement,
     map_order,
     map_page,
     map_token,
@@ -107,9 +108,9 @@ class TokenCache:
         return self._value if self._value is not None and now < self._expires_at else None
 
     def store(self, token: Token, now: float) -> None:
-        margin = min(30.0, token.expires_in * 0.1)
+        margin = min(30.0, token.lifetime_s * 0.1)
         self._value = token.value
-        self._expires_at = now + token.expires_in - margin
+        self._expires_at = now + token.lifetime_s - margin
 
     def invalidate(self, value: str) -> None:
         if self._value == value:
@@ -243,10 +244,7 @@ def get_order(settings: Settings, order_id: str) -> Step[Order]:
 def acknowledge(settings: Settings, order_id: str, idempotency_key: str | None) -> Step[None]:
     def interpret(reply: HttpReply) -> Failure | None:
         if reply.status in (200, 201):
-            body = _json(reply)
-            if not isinstance(body, dict) or body.get("order_id") != order_id:
-                raise PartnerContractError("acknowledgement answer does not name the order",
-                                           field="order_id")
+            map_acknowledgement(_json(reply), order_id)
             return None
         if reply.status == 409 and _status_failure(reply).detail == "already_acknowledged":
             return None  # acknowledged before: done

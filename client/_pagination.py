@@ -1,6 +1,6 @@
 """Cursor pagination that survives drift: the pure state of one sync.
 
-The pager follows `next_cursor`, remembers every order id it has yielded
+The pager follows the page cursors, remembers every order id it has yielded
 (P2: never twice), keeps an `updated_at` watermark, and when the partner
 expires a cursor (410) resumes from the watermark, inclusively, so no order
 that existed throughout the sync is lost (P3). A repeated cursor, the page
@@ -47,7 +47,7 @@ class Pager:
             fresh.append(order)
         if fresh:
             self._progress_since_resume = True
-        cursor = page.next_cursor
+        cursor = page.cursor
         if cursor is None:
             self.done = True
         elif cursor in self._used_cursors:

@@ -183,7 +183,7 @@ def map_order(payload: Any) -> Order:
 @dataclass(frozen=True)
 class OrderPage:
     orders: tuple[Order, ...]
-    next_cursor: str | None
+    cursor: str | None  # where the next page starts; None on the last page
 
 
 def map_page(payload: Any) -> OrderPage:
@@ -211,10 +211,10 @@ def map_page(payload: Any) -> OrderPage:
 @dataclass(frozen=True)
 class Token:
     value: str
-    expires_in: float
+    lifetime_s: float
 
     def __repr__(self) -> str:
-        return f"Token(value=<redacted>, expires_in={self.expires_in})"
+        return f"Token(value=<redacted>, lifetime_s={self.lifetime_s})"
 
 
 def map_token(payload: Any) -> Token:
@@ -228,6 +228,13 @@ def map_token(payload: Any) -> Token:
     except _Invalid as error:
         raise _contract_error(error, "token response") from None
     return Token(token, float(expires_in))
+
+
+def map_acknowledgement(payload: Any, order_id: str) -> None:
+    """An acknowledgement answer must name the order it acknowledges."""
+    if not isinstance(payload, dict) or payload.get("order_id") != order_id:
+        raise PartnerContractError("acknowledgement answer does not name the order",
+                                   field="order_id")
 
 
 def error_code(payload: Any) -> str | None:
