@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,9 +22,11 @@ from starlette.routing import Route
 
 from simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
 from simulator.dataset import parse_rfc3339, to_rfc3339
+from simulator.openapi_doc import openapi_bytes
 from simulator.state import Acknowledgement, PartnerState
 
 JSON = "application/json"
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_FORM_BYTES = 16_384
 
 
@@ -46,10 +49,14 @@ class PartnerAPI:
     def routes(self) -> list[Route]:
         return [
             Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/v1/orders", self.list_orders, methods=["GET"]),
             Route("/v1/orders/{order_id}", self.get_order, methods=["GET"]),
             Route("/v1/orders/{order_id}/acknowledgements", self.acknowledge, methods=["POST"]),
         ]
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(openapi_bytes(), media_type=JSON)
 
     async def token(self, request: Request) -> Response:
         body = await request.body()
@@ -124,6 +131,9 @@ class PartnerAPI:
         if self.state.store.get(order_id) is None:
             return error_response(404, "not_found", f"no order {order_id}")
         key = request.headers.get("idempotency-key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            return error_response(400, "invalid_request",
+                                  "Idempotency-Key must be 1-255 visible ASCII characters")
         previous = self.state.acks.get(order_id)
         if previous is not None:
             if key is not None and key in previous.keys:

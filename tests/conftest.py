@@ -5,10 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import os
+
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from simulator import FakePartner
+
+
+# Explicit Hypothesis profiles (PITFALLS 15: CI=true would load Hypothesis'
+# own "ci" profile). The fast one is derandomized, so `make test` is
+# deterministic; `make soak` runs the randomised deep one with a printed seed.
+settings.register_profile("partnerkit-fast", max_examples=30, derandomize=True, database=None,
+                          deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("partnerkit-soak", max_examples=400, derandomize=False,
+                          database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("PARTNERKIT_HYPOTHESIS_PROFILE", "partnerkit-fast"))
 
 
 def fetch_token(http: httpx.Client, client_id: str = "orderops",
