@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import os
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
 from simulator import FakePartner
-
 
 # Explicit Hypothesis profiles (PITFALLS 15: CI=true would load Hypothesis'
 # own "ci" profile). The fast one is derandomized, so `make test` is
