@@ -190,6 +190,8 @@ class FaultMiddleware:
                 answer.header(name, value)
             await exchange.emit(answer)
             return
+        # The journal keeps what the client was told, so its wait can be judged.
+        exchange.entry["fault"] = {**exchange.entry["fault"], "retry_after": bucket.retry_after_s}
         await exchange.emit(Answer.json(
             429, {"error": "rate_limited", "message": "too many requests"},
             [*figures, (b"retry-after", str(bucket.retry_after_s).encode())],
