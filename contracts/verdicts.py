@@ -32,6 +32,7 @@ from client.models import Order, OrderLine, OrderStatus
 Entry = Mapping[str, Any]
 DEADLINE_SLACK = 0.25  # T1
 SCHEDULING_SLACK = 0.15  # a sleep ends a little late on a loaded machine
+AMBIGUITY_S = 0.05  # an answer this close to the timeout may or may not have been read
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 CUT_KINDS = frozenset({"content_length_mismatch"})
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path
@@ -141,6 +142,15 @@ def is_permanent(entry: Entry) -> bool:
     return is_invalid_body(entry)
 
 
+def seen_by_client(entry: Entry, timeout: float) -> bool:
+    """Whether the client surely got this answer before its attempt timed out.
+    An answer that took about as long as the timeout may have come too late:
+    the verdicts do not hold the client to what it may never have seen."""
+    duration = entry.get("duration_ms")
+    return entry["status"] is not None and duration is not None and \
+        duration / 1000 < timeout - AMBIGUITY_S
+
+
 def retry_after(entry: Entry) -> float | None:
     """The Retry-After the entry's answer carried, as a lower bound in seconds."""
     if entry["status"] not in TRANSIENT_STATUSES:
@@ -229,7 +239,7 @@ def check_r1(observation: Observation) -> list[Violation]:
     groups = operations(observation)
     for group in groups:
         for number, (attempt, _) in enumerate(itertools.pairwise(group), 1):
-            if is_permanent(attempt):
+            if is_permanent(attempt) and seen_by_client(attempt, observation.settings.timeout):
                 violations.append(Violation(
                     "R1", f"attempt {number} got {_describe(attempt)}, which is never retried, "
                           f"and was retried", attempt["seq"]))
@@ -278,6 +288,8 @@ def check_r3(observation: Observation) -> list[Violation]:
     for group in groups:
         for number, (attempt, following) in enumerate(itertools.pairwise(group), 1):
             asked = retry_after(attempt)
+            if not seen_by_client(attempt, settings.timeout):
+                continue
             gap = following["at"] - attempt["at"]
             if asked is not None and gap + 0.05 < asked:
                 shown = _fault(attempt).get("retry_after")
@@ -288,7 +300,8 @@ def check_r3(observation: Observation) -> list[Violation]:
         last = groups[-1][-1]
         asked = retry_after(last)
         used = last["at"] - groups[-1][0]["at"]
-        if asked is not None and asked > min(settings.deadline - used, settings.retry_after_max):
+        if asked is not None and seen_by_client(last, settings.timeout) and \
+                asked > min(settings.deadline - used, settings.retry_after_max):
             expected: type[PartnerError] = RateLimited if last["status"] == 429 \
                 else PartnerUnavailable
             if not _is(observation.outcome, expected):
@@ -430,6 +443,8 @@ def check_m2(observation: Observation) -> list[Violation]:
     last = groups[-1][-1]
     drift = breaking_drift(last)
     if drift is None and not is_invalid_body(last):
+        return []
+    if not seen_by_client(last, observation.settings.timeout):
         return []
     outcome = observation.outcome
     if not isinstance(outcome, BaseException):

@@ -1,0 +1,92 @@
+"""The pytest plugin as a user meets it: a test file of theirs, run by pytest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from simulator import FakePartner
+
+pytest_plugins = ["pytester"]
+
+USER_TEST = '''
+import pytest
+from client.errors import OrderNotFound, PartnerUnavailable
+
+
+def test_happy_path(partner_client, fake_partner):
+    orders = list(partner_client.iter_orders())
+    assert len(orders) == 250
+    assert partner_client.get_order(orders[0].id) == orders[0]
+    with pytest.raises(OrderNotFound):
+        partner_client.get_order("ORD-999999")
+
+
+@pytest.mark.scenario("flaky")
+def test_survives_two_503s(partner_client, fake_partner):
+    assert partner_client.get_order("ORD-000001").id == "ORD-000001"
+    statuses = [e["status"] for e in fake_partner.journal() if e["path"] != "/oauth/token"]
+    assert statuses == [503, 503, 200]
+
+
+@pytest.mark.scenario("scenarios/down.yaml")
+def test_scenario_by_path(partner_client):
+    with pytest.raises(PartnerUnavailable):
+        partner_client.get_order("ORD-000001")
+
+
+def test_each_test_starts_clean(fake_partner):
+    assert fake_partner.journal() == []
+'''
+
+FLAKY = """\
+name: flaky
+rules:
+  - match: {path: "/v1/orders/*"}
+    times: 2
+    fault: {status: 503}
+"""
+DOWN = "rules: [{fault: {status: 503}}]\n"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_user=USER_TEST)
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "flaky.yaml").write_text(FLAKY)
+    (scenarios / "down.yaml").write_text(DOWN)
+    return pytester
+
+
+def test_fixtures_and_scenario_marker(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=4)
+
+
+@pytest.fixture
+def running_partner() -> Iterator[FakePartner]:
+    with FakePartner() as partner:
+        yield partner
+
+
+def test_partner_url_aims_at_a_running_partner(project: pytest.Pytester,
+                                               running_partner: FakePartner) -> None:
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-q",
+                                          f"--partner-url={running_partner.url}")
+    result.assert_outcomes(passed=4)
+    # The tests really ran against this partner: it issued their tokens.
+    assert running_partner.state.tokens._expiry
+
+
+def test_an_unknown_scenario_is_a_clear_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user='''
+import pytest
+
+@pytest.mark.scenario("nope")
+def test_x(fake_partner):
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret != 0
+    assert "no scenario 'nope'" in "\n".join(result.stdout.lines + result.stderr.lines)
