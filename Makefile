@@ -10,12 +10,19 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: serve test lint typecheck pytest env clean
+.PHONY: serve test soak lint typecheck pytest env clean
 
 serve: $(VENV)/.synced ## start the fake partner on 127.0.0.1:8080
 	$(BIN)/partnersim serve --host 127.0.0.1 --port 8080 --scenario scenarios/default.yaml
 
 test: $(VENV)/.synced lint typecheck pytest ## ruff, mypy and the whole test suite
+
+soak: $(VENV)/.synced ## many more, randomised property examples; prints the seed to rerun
+	@seed=$${SEED:-$$($(BIN)/python -c 'import random; print(random.randrange(2**32))')}; \
+	echo "partnerkit soak: hypothesis seed $$seed (rerun: SEED=$$seed make soak)"; \
+	PARTNERKIT_HYPOTHESIS_PROFILE=partnerkit-soak $(BIN)/pytest -q \
+		tests/contracts/test_properties.py --hypothesis-seed=$$seed; \
+	status=$$?; echo "partnerkit soak: seed $$seed, exit $$status"; exit $$status
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

@@ -5,7 +5,8 @@ Fixtures:
   session, reset (budgets, journal, data set) and given the test's scenario
   before each test. With `--partner-url URL` it is instead the partner
   already running there (`partnersim serve`), driven through its admin API.
-- `partner_client`: a `PartnerClient` wired to it, with short test timeouts.
+- `partner_client`: a `PartnerClient` wired to it, with short test timeouts,
+  and `partner_settings`, those settings for `contracts.harness.observe`.
 
 Marker: `@pytest.mark.scenario("flaky")` loads `scenarios/flaky.yaml` (the
 directory is the `partnerkit_scenarios` ini option), or a path to a file.
@@ -20,7 +21,9 @@ from typing import Any
 import pytest
 
 from client import PartnerClient, RetryPolicy
+from contracts.harness import client_settings
 from contracts.remote import RemotePartner
+from contracts.verdicts import ClientSettings
 from simulator import FakePartner, load_scenario_file
 
 EMPTY_SCENARIO: dict[str, Any] = {"name": "empty", "rules": []}
@@ -95,13 +98,23 @@ def fake_partner(request: pytest.FixtureRequest,
     return partnerkit_server
 
 
+TEST_TIMEOUT, TEST_DEADLINE = 1.0, 5.0
+TEST_RETRY = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.5)
+
+
 @pytest.fixture
 def partner_client(fake_partner: FakePartner | RemotePartner) -> Iterator[PartnerClient]:
     """A PartnerClient for the fake partner: 1 s per attempt, 5 s per operation."""
     client_id, client_secret = getattr(fake_partner, "credentials",
                                        ("orderops", "orderops-secret"))
     with PartnerClient.from_url(
-        fake_partner.url, client_id=client_id, client_secret=client_secret, timeout=1.0,
-        deadline=5.0, retry=RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.5),
+        fake_partner.url, client_id=client_id, client_secret=client_secret,
+        timeout=TEST_TIMEOUT, deadline=TEST_DEADLINE, retry=TEST_RETRY,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def partner_settings() -> ClientSettings:
+    """The settings `partner_client` runs with, for `contracts.harness.observe`."""
+    return client_settings(timeout=TEST_TIMEOUT, deadline=TEST_DEADLINE, retry=TEST_RETRY)

@@ -10,6 +10,7 @@ test checks every generated payload against those schemas.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -142,8 +143,12 @@ def latencies(max_ms: int = 400) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def actions() -> st.SearchStrategy[dict[str, Any]]:
-    """One fault action of each kind the fake partner knows."""
+ACTION_KINDS = ("status", "rate_limit", "malformed", "schema_drift", "cursor_drift",
+                "disconnect", "auth")
+
+
+def actions(kinds: Sequence[str] = ACTION_KINDS) -> st.SearchStrategy[dict[str, Any]]:
+    """One fault action of each of `kinds` (by default every kind the fake partner knows)."""
     retry_after = st.one_of(st.integers(0, 2), st.builds(lambda n: f"http-date:{n}",
                                                          st.integers(0, 2)))
     status = st.builds(
@@ -164,21 +169,27 @@ def actions() -> st.SearchStrategy[dict[str, Any]]:
         st.just({"repeat": True}),
         st.just({"expire": True}),
     )
-    return st.one_of(
-        status,
-        st.builds(lambda limit, per_s: {"rate_limit": {"limit": limit, "per_s": per_s}},
-                  st.integers(1, 5), st.sampled_from([0.5, 1, 2])),
-        st.builds(lambda kind: {"malformed": kind}, st.sampled_from(_MALFORMED)),
-        st.builds(lambda d: {"schema_drift": d}, drift),
-        st.builds(lambda c: {"cursor_drift": c}, cursor),
-        st.builds(lambda kind: {"disconnect": kind}, st.sampled_from(["reset", "mid_body",
-                                                                       "hang"])),
-        st.just({"auth": "expire_token"}),
-    )
+    by_kind: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+        "status": status,
+        "rate_limit": st.builds(lambda limit, per_s: {"rate_limit": {"limit": limit,
+                                                                     "per_s": per_s}},
+                                st.integers(1, 5), st.sampled_from([0.5, 1, 2])),
+        "malformed": st.builds(lambda kind: {"malformed": kind}, st.sampled_from(_MALFORMED)),
+        "schema_drift": st.builds(lambda d: {"schema_drift": d}, drift),
+        "cursor_drift": st.builds(lambda c: {"cursor_drift": c}, cursor),
+        "disconnect": st.builds(lambda kind: {"disconnect": kind},
+                                st.sampled_from(["reset", "mid_body", "hang"])),
+        "auth": st.just({"auth": "expire_token"}),
+    }
+    unknown = set(kinds) - set(by_kind)
+    if unknown or not kinds:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {ACTION_KINDS}")
+    return st.one_of(*(by_kind[kind] for kind in kinds))
 
 
 @st.composite
-def faults(draw: st.DrawFn, max_latency_ms: int = 400) -> dict[str, Any]:
+def faults(draw: st.DrawFn, max_latency_ms: int = 400,
+           kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
     """A fault: an action, a latency, a dribble, or an action with a latency."""
     fault: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
@@ -187,14 +198,15 @@ def faults(draw: st.DrawFn, max_latency_ms: int = 400) -> dict[str, Any]:
         fault["dribble"] = {"chunk_bytes": draw(st.integers(64, 512)),
                             "interval_ms": draw(st.integers(1, 40))}
     if not fault or draw(st.booleans()):
-        fault.update(draw(actions()))
+        fault.update(draw(actions(kinds)))
     return fault
 
 
 @st.composite
-def rules(draw: st.DrawFn, max_latency_ms: int = 400) -> dict[str, Any]:
-    """One rule: a match on an API path, a budget, and a fault (or a one_of mix)."""
-    rule: dict[str, Any] = {"match": {"path": draw(st.sampled_from(API_PATHS))},
+def rules(draw: st.DrawFn, max_latency_ms: int = 400, paths: Sequence[str] = API_PATHS,
+          kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
+    """One rule: a match on one of `paths`, a budget, and a fault (or a one_of mix)."""
+    rule: dict[str, Any] = {"match": {"path": draw(st.sampled_from(list(paths)))},
                             "times": draw(st.integers(1, 3))}
     if draw(st.booleans()):
         rule["after"] = draw(st.integers(0, 3))
@@ -203,23 +215,25 @@ def rules(draw: st.DrawFn, max_latency_ms: int = 400) -> dict[str, Any]:
     if draw(st.integers(0, 3)) == 0:
         rule["probability"] = draw(st.sampled_from([0.25, 0.5, 0.75, 1.0]))
     if draw(st.integers(0, 4)) == 0:
-        choices = draw(st.lists(faults(max_latency_ms), min_size=2, max_size=3))
+        choices = draw(st.lists(faults(max_latency_ms, kinds), min_size=2, max_size=3))
         rule["fault"] = {"one_of": [{"weight": draw(st.integers(1, 3)), **choice}
                                     for choice in choices]}
     else:
-        rule["fault"] = draw(faults(max_latency_ms))
+        rule["fault"] = draw(faults(max_latency_ms, kinds))
     return rule
 
 
 @st.composite
-def fault_plans(draw: st.DrawFn, max_rules: int = 4, orders: int = 12,
-                page_size: int = 5) -> dict[str, Any]:
-    """A whole scenario mixing every fault kind with budgets. Budgets are small
-    (`times` at most 3) and delays short, so one example runs in well under a
-    second against a client with sub-second timeouts."""
+def fault_plans(draw: st.DrawFn, max_rules: int = 4, orders: int = 12, page_size: int = 5,
+                paths: Sequence[str] = API_PATHS,
+                kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
+    """A whole scenario mixing fault kinds (every one by default) with budgets.
+    Budgets are small (`times` at most 3) and delays short, so one example
+    runs in well under a second against a client with sub-second timeouts.
+    `paths` and `kinds` aim the chaos at what a test exercises."""
     return {
         "name": "generated",
         "seed": draw(st.integers(0, 2**16)),
         "dataset": {"orders": orders, "page_size": page_size},
-        "rules": draw(st.lists(rules(), max_size=max_rules)),
+        "rules": draw(st.lists(rules(paths=paths, kinds=kinds), max_size=max_rules)),
     }

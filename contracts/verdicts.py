@@ -243,11 +243,16 @@ def check_r1(observation: Observation) -> list[Violation]:
                 violations.append(Violation(
                     "R1", f"attempt {number} got {_describe(attempt)}, which is never retried, "
                           f"and was retried", attempt["seq"]))
-    if groups and observation.raised is not None and _may_retry(observation):
+    start = _start(observation)
+    if groups and start is not None and observation.raised is not None and \
+            _may_retry(observation):
         last_group = groups[-1]
         last = last_group[-1]
-        used = last["at"] + answered_after(last, observation.settings.timeout) \
-            - last_group[0]["at"]
+        # Time the operation used, token fetches included: the whole observation
+        # for one operation; for a sync, from its last page's first attempt on.
+        ended = start + observation.elapsed
+        used = observation.elapsed if observation.operation != "iter_orders" \
+            else ended - last_group[0]["at"]
         time_left = observation.settings.deadline - used
         waits_long = (retry_after(last) or 0.0) >= time_left
         if (is_transient(last) and len(last_group) < observation.settings.max_attempts
@@ -363,8 +368,12 @@ def check_a1(observation: Observation) -> list[Violation]:
     """One token, reused; a 401 refreshes once; a second 401 is AuthenticationError;
     no secret in the outcome."""
     violations = []
+    timeout = observation.settings.timeout
     refusals = [e for e in api_entries(observation) if e["status"] == 401]
-    fetched = [e for e in token_entries(observation) if e["status"] == 200]
+    # A token answer that came about as late as the timeout may never have reached
+    # the client, which then rightly asked again.
+    fetched = [e for e in token_entries(observation)
+               if e["status"] == 200 and seen_by_client(e, timeout)]
     if len(fetched) > 1 + len(refusals):
         violations.append(Violation(
             "A1", f"{len(fetched)} tokens fetched for {len(refusals)} refusal(s): a token must "

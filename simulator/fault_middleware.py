@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from simulator.bodies import drifted_body, malformed_body
 from simulator.cursor import InvalidCursor, decode_cursor
 from simulator.engine import Decision, RequestInfo, sample_latency_ms
@@ -129,6 +131,8 @@ class FaultMiddleware:
         try:
             await self._handle(exchange, RequestInfo(scope["method"], path, query_string, query,
                                                      headers))
+        except ClientDisconnect:
+            entry["status"] = None  # the client left while we read its request: nobody to answer
         finally:
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
 

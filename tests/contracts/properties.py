@@ -4,7 +4,7 @@ keeps every contract. Shared by the property tests and the reproduction test."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -12,7 +12,7 @@ import anyio
 from client import AsyncPartnerClient, PartnerClient, RetryPolicy
 from contracts.harness import client_settings, observe, observe_async
 from contracts.reproduce import save_failing_plan
-from contracts.verdicts import Observation, judge
+from contracts.verdicts import VERDICTS, Observation, judge
 from simulator import FakePartner
 
 TIMEOUT, DEADLINE = 0.25, 0.8
@@ -70,11 +70,12 @@ def observe_real_client(partner: FakePartner, operation: str, kind: str) -> Obse
 
 
 def holds_under(partner: FakePartner, plan: dict[str, Any], test_name: str,
-                run: Callable[[], Observation]) -> None:
+                run: Callable[[], Observation],
+                contracts: Sequence[str] = tuple(VERDICTS)) -> None:
     """Serve `plan`, observe one operation, and fail (saving the plan) on any violation."""
     partner.set_scenario(plan)
     partner.reset()
-    report = judge(run())
+    report = judge(run(), contracts)
     if not report.passed:
         save_failing_plan(test_name, plan, str(report))
         raise AssertionError(str(report))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +79,17 @@ def test_partner_url_aims_at_a_running_partner(project: pytest.Pytester,
     result.assert_outcomes(passed=4)
     # The tests really ran against this partner: it issued their tokens.
     assert running_partner.state.tokens._expiry
+
+
+def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    example = next(block for block in blocks if "def test_sync_everything" in block)
+    pytester.makepyfile(test_readme_example=example)
+    pytester.mkdir("scenarios")
+    (pytester.path / "scenarios" / "flaky.yaml").write_text(FLAKY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)
 
 
 def test_an_unknown_scenario_is_a_clear_usage_error(pytester: pytest.Pytester) -> None:

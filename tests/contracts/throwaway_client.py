@@ -69,9 +69,12 @@ class ThrowawayClient:
         self.http.close()
 
     def _fetch_token(self) -> str:
-        response = self.http.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": "orderops",
-            "client_secret": self.secret}, timeout=self.timeout)
+        try:
+            response = self.http.post("/oauth/token", data={
+                "grant_type": "client_credentials", "client_id": "orderops",
+                "client_secret": self.secret}, timeout=self.timeout)
+        except httpx.HTTPError as error:
+            raise PartnerUnavailable(f"token endpoint: {type(error).__name__}") from None
         if response.status_code != 200:
             raise PartnerUnavailable(f"token endpoint answered {response.status_code}")
         token: str = response.json()["access_token"]
