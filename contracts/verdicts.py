@@ -151,17 +151,29 @@ def seen_by_client(entry: Entry, timeout: float) -> bool:
         duration / 1000 < timeout - AMBIGUITY_S
 
 
-def retry_after(entry: Entry) -> float | None:
-    """The Retry-After the entry's answer carried, as a lower bound in seconds."""
+def retry_after_bounds(entry: Entry) -> tuple[float, float] | None:
+    """The Retry-After the entry's answer carried, as (at least, at most) seconds.
+    An HTTP-date has whole-second resolution: "N s from now" may mean N-1 s."""
     if entry["status"] not in TRANSIENT_STATUSES:
         return None
     value = _fault(entry).get("retry_after")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return float(value), float(value)
     if isinstance(value, str) and value.startswith("http-date:"):
-        # An HTTP-date has whole-second resolution: "N s from now" may be N-1 s.
-        return max(0.0, float(value.split(":", 1)[1]) - 1.0)
+        seconds = float(value.split(":", 1)[1])
+        return max(0.0, seconds - 1.0), seconds
     return None
+
+
+def retry_after(entry: Entry) -> float | None:
+    """The least the client was asked to wait after this answer, if anything."""
+    bounds = retry_after_bounds(entry)
+    return bounds[0] if bounds is not None else None
+
+
+def token_failures_before(observation: Observation, moment: float) -> int:
+    """Failed token requests up to `moment`: each used up an attempt of its operation."""
+    return sum(1 for e in token_entries(observation) if e["at"] <= moment and e["status"] != 200)
 
 
 def answered_after(entry: Entry, timeout: float) -> float:
@@ -254,12 +266,17 @@ def check_r1(observation: Observation) -> list[Violation]:
         used = observation.elapsed if observation.operation != "iter_orders" \
             else ended - last_group[0]["at"]
         time_left = observation.settings.deadline - used
-        waits_long = (retry_after(last) or 0.0) >= time_left
-        if (is_transient(last) and len(last_group) < observation.settings.max_attempts
+        bounds = retry_after_bounds(last)
+        waits_long = bounds is not None and bounds[1] >= time_left
+        # A failed token fetch is an attempt of the operation too.
+        previous_end = groups[-2][-1]["at"] if len(groups) > 1 else float("-inf")
+        attempts = len(last_group) + token_failures_before(observation, last["at"]) \
+            - token_failures_before(observation, previous_end)
+        if (is_transient(last) and attempts < observation.settings.max_attempts
                 and not waits_long
                 and time_left > observation.settings.backoff_max + observation.settings.timeout):
             violations.append(Violation(
-                "R1", f"gave up after attempt {len(last_group)} got {_describe(last)}, with "
+                "R1", f"gave up after attempt {attempts} got {_describe(last)}, with "
                       f"attempts and {time_left:.2f} s left", last["seq"]))
     return violations
 
