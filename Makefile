@@ -20,7 +20,7 @@ test: $(VENV)/.synced lint typecheck pytest ## ruff, mypy and the whole test sui
 soak: $(VENV)/.synced ## many more, randomised property examples; prints the seed to rerun
 	@seed=$${SEED:-$$($(BIN)/python -c 'import random; print(random.randrange(2**32))')}; \
 	echo "partnerkit soak: hypothesis seed $$seed (rerun: SEED=$$seed make soak)"; \
-	PARTNERKIT_HYPOTHESIS_PROFILE=partnerkit-soak $(BIN)/pytest -q \
+	PARTNERKIT_HYPOTHESIS_PROFILE=partnerkit-soak $(BIN)/pytest -q -o timeout=3600 \
 		tests/contracts/test_properties.py --hypothesis-seed=$$seed; \
 	status=$$?; echo "partnerkit soak: seed $$seed, exit $$status"; exit $$status
 

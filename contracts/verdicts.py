@@ -32,7 +32,7 @@ from client.models import Order, OrderLine, OrderStatus
 Entry = Mapping[str, Any]
 DEADLINE_SLACK = 0.25  # T1
 SCHEDULING_SLACK = 0.15  # a sleep ends a little late on a loaded machine
-AMBIGUITY_S = 0.05  # an answer this close to the timeout may or may not have been read
+AMBIGUITY_S = 0.1  # an answer this close to the timeout may or may not have been read
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 CUT_KINDS = frozenset({"content_length_mismatch"})
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path
@@ -386,7 +386,8 @@ def check_a1(observation: Observation) -> list[Violation]:
     no secret in the outcome."""
     violations = []
     timeout = observation.settings.timeout
-    refusals = [e for e in api_entries(observation) if e["status"] == 401]
+    refusals = [e for e in api_entries(observation)
+                if e["status"] == 401 and seen_by_client(e, timeout)]
     # A token answer that came about as late as the timeout may never have reached
     # the client, which then rightly asked again.
     fetched = [e for e in token_entries(observation)
@@ -396,7 +397,8 @@ def check_a1(observation: Observation) -> list[Violation]:
             "A1", f"{len(fetched)} tokens fetched for {len(refusals)} refusal(s): a token must "
                   f"be reused until refused or expired", fetched[1 + len(refusals)]["seq"]))
     for group in operations(observation):
-        refused = [index for index, e in enumerate(group) if e["status"] == 401]
+        refused = [index for index, e in enumerate(group)
+                   if e["status"] == 401 and seen_by_client(e, timeout)]
         if len(refused) >= 2:
             if len(group) > refused[1] + 1:
                 violations.append(Violation("A1", "went on after a second 401",
@@ -502,7 +504,9 @@ def check_p1(observation: Observation) -> list[Violation]:
         return [Violation("P1", f"{len(pages)} page fetches; the page cap is "
                                 f"{observation.settings.max_pages}")]
     repeated = [g[-1] for g in pages
-                if g[-1]["status"] == 200 and _fault(g[-1]).get("cursor_drift", {}).get("repeat")]
+                if g[-1]["status"] == 200 and "cursor" in g[-1]["query"]
+                and seen_by_client(g[-1], observation.settings.timeout)
+                and _fault(g[-1]).get("cursor_drift", {}).get("repeat")]
     if repeated and not _is(observation.outcome, PartnerError):
         return [Violation("P1", "the partner repeated a cursor and the sync did not end in "
                                 "CursorDriftError", repeated[0]["seq"])]

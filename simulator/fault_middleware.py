@@ -216,6 +216,9 @@ class FaultMiddleware:
             position = decode_cursor(raw_cursor) if raw_cursor is not None else None
         except InvalidCursor:
             position = None  # the API answers 400 for it
+        if raw_cursor is None:
+            # No cursor, nothing to drift: say so in the journal (a one_of spent its budget).
+            exchange.entry["fault"] = {**exchange.entry["fault"], "skipped": "no cursor"}
         if position is not None and action.expire:
             await exchange.emit(Answer.json(
                 410, {"error": "cursor_expired", "message": "the cursor has expired"}))

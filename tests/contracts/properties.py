@@ -15,7 +15,7 @@ from contracts.reproduce import save_failing_plan
 from contracts.verdicts import VERDICTS, Observation, judge
 from simulator import FakePartner
 
-TIMEOUT, DEADLINE = 0.25, 0.8
+TIMEOUT, DEADLINE = 0.3, 1.0
 RETRY = RetryPolicy(max_attempts=3, backoff_base=0.02, backoff_max=0.1, retry_after_max=2.0)
 SETTINGS = client_settings(timeout=TIMEOUT, deadline=DEADLINE, retry=RETRY, max_pages=20)
 OPERATIONS: dict[str, tuple[Any, ...]] = {
