@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: serve test soak lint typecheck pytest env clean
+.PHONY: serve test soak bench lint typecheck pytest env clean
 
 serve: $(VENV)/.synced ## start the fake partner on 127.0.0.1:8080
 	$(BIN)/partnersim serve --host 127.0.0.1 --port 8080 --scenario scenarios/default.yaml
@@ -23,6 +23,9 @@ soak: $(VENV)/.synced ## many more, randomised property examples; prints the see
 	PARTNERKIT_HYPOTHESIS_PROFILE=partnerkit-soak $(BIN)/pytest -q -o timeout=3600 \
 		tests/contracts/test_properties.py --hypothesis-seed=$$seed; \
 	status=$$?; echo "partnerkit soak: seed $$seed, exit $$status"; exit $$status
+
+bench: $(VENV)/.synced ## side-by-side benchmarks (needs wrk; WireMock when java + npm)
+	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

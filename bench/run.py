@@ -1,0 +1,294 @@
+"""partnerkit benchmarks: the fake partner side by side with a bare Starlette
+app (same bytes, same server stack) and WireMock, in one run, as ratios.
+
+    make bench                  # or: .venv/bin/python bench/run.py [--duration 10]
+
+Needs wrk (Debian: `apt-get install wrk`); WireMock runs when java and npm are
+there (the jar comes from the npm package `wiremock`, cached in bench/.cache/),
+and is skipped cleanly otherwise. Every load is bounded in time, on loopback.
+Results are printed as a Markdown table and appended to bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = sys.executable
+ORDER_PATH = "/v1/orders/ORD-000001"
+WIREMOCK_VERSION = "3.13.2"
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    requests: int
+    errors: int
+
+
+@dataclass
+class Row:
+    target: str
+    load: Load
+    rss_mb: float
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, *, connections: int, seconds: float, token: str | None = None) -> Load:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    if token:
+        command[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            timeout=seconds + 30).stdout
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, flags=re.MULTILINE))
+    if "50" not in percentiles or "99" not in percentiles:
+        raise RuntimeError(f"wrk gave no latency distribution for {url}:\n{output}")
+    latency = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", output)
+    error_count = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        error_count += sum(int(n) for n in socket_errors.groups())
+    return Load(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+                _ms(percentiles["50"]), _ms(percentiles["99"]),
+                _ms(latency.group(1)) if latency else float("nan"),
+                int(total.group(1)) if total else 0, error_count)
+
+
+def wait_until_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout} s")
+
+
+@contextmanager
+def process(command: list[str], probe_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until_up(probe_url)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def token_for(base: str) -> str:
+    response = httpx.post(f"{base}/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": "orderops",
+        "client_secret": "orderops-secret"})
+    return str(response.json()["access_token"])
+
+
+def scenario_file(rules: list[dict[str, object]], name: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="partnerkit-bench-")) / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "seed": 0, "rules": rules}))
+    return path
+
+
+NO_MATCH_30 = [{"match": {"path": f"/v1/never/{n}"}, "fault": {"status": 503}} for n in range(30)]
+FAULT_MIX_10 = [{"match": {"path": "/v1/orders/*"}, "probability": 0.1, "fault": {"one_of": [
+    {"weight": 2, "status": 503, "retry_after": 1},
+    {"weight": 1, "status": 429, "retry_after": 1},
+    {"weight": 1, "latency": {"fixed_ms": 5}},
+]}}]
+
+
+def measure(target: str, command: list[str], base: str, *, seconds: float,
+            connections: int = 64, needs_token: bool = False, warm_up: float = 3.0) -> Row:
+    with process(command, f"{base}{ORDER_PATH}") as proc:
+        token = token_for(base) if needs_token else None
+        wrk(f"{base}{ORDER_PATH}", connections=connections, seconds=warm_up,
+            token=token)  # warm-up (JIT for WireMock, caches for all)
+        load = wrk(f"{base}{ORDER_PATH}", connections=connections, seconds=seconds,
+                   token=token)
+        return Row(target, load, rss_mb(proc.pid))
+
+
+def partnersim(port: int, scenario: Path | None = None) -> list[str]:
+    command = [PYTHON, "-m", "simulator.cli", "serve", "--port", str(port)]
+    return command + (["--scenario", str(scenario)] if scenario else [])
+
+
+def wiremock_jar() -> Path | None:
+    if shutil.which("java") is None or shutil.which("npm") is None:
+        return None
+    cache = BENCH / ".cache"
+    jar = cache / "node_modules" / "wiremock" / "build" / \
+        f"wiremock-standalone-{WIREMOCK_VERSION}.jar"
+    if not jar.exists():
+        cache.mkdir(exist_ok=True)
+        result = subprocess.run(["npm", "install", "--silent", "--prefix", str(cache),
+                                 f"wiremock@{WIREMOCK_VERSION}"], capture_output=True, timeout=600)
+        if result.returncode != 0 or not jar.exists():
+            return None
+    return jar
+
+
+def wiremock_command(jar: Path, port: int, body: bytes) -> list[str]:
+    root = Path(tempfile.mkdtemp(prefix="partnerkit-wiremock-"))
+    (root / "mappings").mkdir()
+    (root / "mappings" / "order.json").write_text(json.dumps({
+        "request": {"method": "GET", "url": ORDER_PATH},
+        "response": {"status": 200, "body": body.decode(),
+                     "headers": {"Content-Type": "application/json"}}}))
+    return ["java", "-jar", str(jar), "--port", str(port), "--root-dir", str(root),
+            "--disable-banner", "--async-response-enabled", "true"]
+
+
+def throughput(seconds: float) -> list[Row]:
+    rows = []
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    rows.append(measure("bare Starlette (same bytes, same stack)",
+                        [PYTHON, str(BENCH / "bare_app.py"), str(port)], base, seconds=seconds))
+    for name, rules in (("fake partner, empty scenario", []),
+                        ("fake partner, 30 rules, none match", NO_MATCH_30),
+                        ("fake partner, 10% fault mix", FAULT_MIX_10)):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        scenario = scenario_file(rules, name.split(",")[-1].strip().replace(" ", "-"))
+        rows.append(measure(name, partnersim(port, scenario), base, seconds=seconds,
+                            needs_token=True))
+    jar = wiremock_jar()
+    if jar is None:
+        print("WireMock skipped: needs java and npm", file=sys.stderr)
+    else:
+        from simulator.dataset import DatasetSpec, build_store
+
+        body = build_store(0, DatasetSpec()).get("ORD-000001") or b"{}"
+        port = free_port()
+        rows.append(measure(f"WireMock {WIREMOCK_VERSION} (journal on)",
+                            wiremock_command(jar, port, body), f"http://127.0.0.1:{port}",
+                            seconds=seconds, warm_up=15.0))  # the JIT needs its time
+    return rows
+
+
+def delay_accuracy(seconds: float) -> list[tuple[str, Load]]:
+    results = []
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    scenario = scenario_file([{"match": {"path": "/v1/orders/*"},
+                               "fault": {"latency": {"fixed_ms": 100}}}], "delay-100ms")
+    with process(partnersim(port, scenario), f"{base}/__health_probe"):
+        token = token_for(base)
+        for connections in (1, 16):
+            # 1 connection for ~20 s is ~200 sequential requests of 100 ms.
+            load = wrk(f"{base}{ORDER_PATH}", connections=connections,
+                       seconds=max(seconds, 20.0), token=token)
+            results.append((f"{connections} connection(s)", load))
+    return results
+
+
+def memory(seconds: float) -> tuple[float, float, int]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with process(partnersim(port), f"{base}/__health_probe") as proc:
+        token = token_for(base)
+        before = rss_mb(proc.pid)
+        done = 0
+        deadline = time.monotonic() + max(120.0, seconds * 12)
+        while done < 200_000 and time.monotonic() < deadline:
+            done += wrk(f"{base}{ORDER_PATH}", connections=64, seconds=5, token=token).requests
+        return before, rss_mb(proc.pid), done
+
+
+def table(rows: list[Row]) -> str:
+    base = rows[0].load.requests_per_s
+    lines = ["| target | req/s | × bare | p50 ms | p99 ms | errors | RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        load = row.load
+        lines.append(f"| {row.target} | {load.requests_per_s:,.0f} | "
+                     f"{load.requests_per_s / base:.2f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | "
+                     f"{load.errors} | {row.rss_mb:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["delay", "memory"],
+                        help="parts to leave out")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: wrk is missing (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip() or "unknown"
+    header = (f"## {dt.date.today().isoformat()} — commit {commit}\n\n"
+              f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+              f"{platform.python_implementation()} {platform.python_version()}; "
+              f"`wrk -t1 -c64 -d{args.duration:g}s --latency` on loopback, "
+              f"`GET {ORDER_PATH}`, journal on.\n")
+    sections = [header, "### Throughput\n", table(throughput(args.duration))]
+    if "delay" not in args.skip:
+        sections.append("\n### Delay accuracy (fixed_ms: 100; error = observed − 100 ms)\n")
+        sections.append("| clients | requests | p50 error ms | p99 error ms | max error ms |")
+        sections.append("|---|---:|---:|---:|---:|")
+        for name, load in delay_accuracy(args.duration):
+            sections.append(f"| {name} | {load.requests} | {load.p50_ms - 100:.2f} | "
+                            f"{load.p99_ms - 100:.2f} | {load.max_ms - 100:.2f} |")
+    if "memory" not in args.skip:
+        before, after, done = memory(args.duration)
+        sections.append(f"\n### Memory\n\nRSS {before:.0f} MB before, {after:.0f} MB after "
+                        f"{done:,} requests with the journal on (ring buffer of 10,000).")
+    report = "\n".join(sections) + "\n"
+    print(report)
+    with (BENCH / "results.md").open("a") as results:
+        results.write("\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
