@@ -39,6 +39,13 @@ def redact_query(query: dict[str, str]) -> dict[str, str]:
     return {name: REDACTED if name in SECRET_QUERY else value for name, value in query.items()}
 
 
+def _redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    redacted = dict(headers)
+    for name in SECRET_HEADERS.intersection(headers):
+        redacted[name] = redact_header(name, headers[name])
+    return redacted
+
+
 class Journal:
     """A thread-safe ring buffer of journal entries (plain dicts)."""
 
@@ -58,7 +65,7 @@ class Journal:
             "method": method,
             "path": path,
             "query": redact_query(query) if query else {},
-            "headers": {name: redact_header(name, value) for name, value in headers.items()},
+            "headers": _redact_headers(headers),
             "status": None,
             "rule": None,
             "fault": None,

@@ -47,12 +47,13 @@ class PartnerAPI:
         self.state = state
 
     def routes(self) -> list[Route]:
+        # The hot paths first: routes are matched in order.
         return [
+            Route("/v1/orders/{order_id}", self.get_order, methods=["GET"]),
+            Route("/v1/orders", self.list_orders, methods=["GET"]),
+            Route("/v1/orders/{order_id}/acknowledgements", self.acknowledge, methods=["POST"]),
             Route("/oauth/token", self.token, methods=["POST"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
-            Route("/v1/orders", self.list_orders, methods=["GET"]),
-            Route("/v1/orders/{order_id}", self.get_order, methods=["GET"]),
-            Route("/v1/orders/{order_id}/acknowledgements", self.acknowledge, methods=["POST"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
