@@ -207,7 +207,8 @@ def throughput(seconds: float, rounds: int) -> list[Row]:
     """Each target `rounds` times, interleaved; the best round of each is kept
     (wrk and the server share the cores, so single runs are noisy)."""
     runs = [_python_targets(seconds) for _ in range(rounds)]
-    rows = [max(attempts, key=lambda row: row.load.requests_per_s) for attempts in zip(*runs)]
+    rows = [max(attempts, key=lambda row: row.load.requests_per_s)
+            for attempts in zip(*runs, strict=True)]
     jar = wiremock_jar()
     if jar is None:
         print("WireMock skipped: needs java and npm", file=sys.stderr)
