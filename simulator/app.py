@@ -6,11 +6,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from simulator.admin_api import AdminAPI
 from simulator.fault_middleware import FaultMiddleware
-from simulator.partner_api import PartnerAPI, error_response
+from simulator.partner_api import PartnerAPI, error_response, not_found
 from simulator.scenario import Scenario
 from simulator.state import PartnerState
 
@@ -34,6 +34,6 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
     """A fake partner as an ASGI app: serve it with uvicorn, or call it in
     process through `httpx.ASGITransport` (connection faults then raise)."""
     state = state or PartnerState(scenario, journal_size=journal_size)
-    api = _starlette(PartnerAPI(state).routes())
+    api = Router(routes=PartnerAPI(state).routes(), default=not_found)
     admin = _starlette(AdminAPI(state, admin_token).routes())
     return PartnerApp(api, admin, state)
