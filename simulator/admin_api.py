@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulator.partner_api import error_response, json_response
+from simulator.partner_api import error_response, json_response, read_limited
 from simulator.scenario import ScenarioError, parse_scenario
 from simulator.state import PartnerState
 
@@ -56,18 +56,12 @@ class AdminAPI:
     async def put_scenario(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_SCENARIO_BYTES:
+        body = await read_limited(request, MAX_SCENARIO_BYTES)
+        if body is None:
             return error_response(413, "scenario_too_large",
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_SCENARIO_BYTES:
-                return error_response(413, "scenario_too_large",
-                                      f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
-            scenario = parse_scenario(bytes(body), source="request body")
+            scenario = parse_scenario(body, source="request body")
         except ScenarioError as exc:
             return json_response(422, {
                 "error": "invalid_scenario",

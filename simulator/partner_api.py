@@ -41,6 +41,20 @@ def error_response(status: int, code: str, message: str,
     return json_response(status, {"error": code, "message": message}, headers)
 
 
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is larger than `limit` bytes:
+    an oversized body is refused without being held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 class JsonRoute(Route):
     """A route that answers a wrong method with a JSON 405, without needing
     Starlette's exception middlewares (the partner API runs on a bare Router:
@@ -81,9 +95,10 @@ class PartnerAPI:
         return Response(openapi_bytes(), media_type=JSON)
 
     async def token(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return error_response(413, "request_too_large", "token request body is too large")
+        body = await read_limited(request, MAX_FORM_BYTES)
+        if body is None:
+            return error_response(413, "request_too_large",
+                                  f"a token request body is at most {MAX_FORM_BYTES} bytes")
         try:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 
 from simulator import FakePartner
@@ -123,3 +125,21 @@ def test_unknown_paths_and_methods_answer_json(http: httpx.Client) -> None:
     wrong_method = http.delete("/v1/orders")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"] == "method_not_allowed"
+
+
+def test_an_oversized_token_request_is_413_without_being_read_whole(
+        partner: FakePartner) -> None:
+    with httpx.Client(base_url=partner.url) as http:
+        declared = http.post("/oauth/token", content=b"a=" + b"x" * 20_000,
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: refused while streaming
+            yield b"grant_type=client_credentials&client_id=orderops&pad="
+            for _ in range(100):
+                yield b"x" * 10_000
+
+        streamed = http.post("/oauth/token", content=chunks(),
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["error"] == "request_too_large"
