@@ -396,19 +396,18 @@ def check_a1(observation: Observation) -> list[Violation]:
         violations.append(Violation(
             "A1", f"{len(fetched)} tokens fetched for {len(refusals)} refusal(s): a token must "
                   f"be reused until refused or expired", fetched[1 + len(refusals)]["seq"]))
-    for group in operations(observation):
+    groups = operations(observation)
+    for group in groups:
         refused = [index for index, e in enumerate(group)
                    if e["status"] == 401 and seen_by_client(e, timeout)]
         if len(refused) >= 2:
             if len(group) > refused[1] + 1:
                 violations.append(Violation("A1", "went on after a second 401",
                                             group[refused[1] + 1]["seq"]))
-            if group is operations(observation)[-1] and \
-                    not _is(observation.outcome, AuthenticationError):
+            if group is groups[-1] and not _is(observation.outcome, AuthenticationError):
                 violations.append(Violation(
                     "A1", f"a second 401 should raise AuthenticationError, not "
                           f"{type(observation.outcome).__name__}", group[refused[1]]["seq"]))
-    groups = operations(observation)
     if groups and _is(observation.outcome, AuthenticationError):
         final_refusals = [e for e in groups[-1] if e["status"] == 401]
         if len(final_refusals) == 1 and len(groups[-1]) < observation.settings.max_attempts:

@@ -177,3 +177,22 @@ def test_every_contract_has_a_verdict_and_a_wrong_client() -> None:
     ids = ["T1", "T2", "R1", "R2", "R3", "R4", "R5", "A1", "M1", "M2", "P1", "P2", "P3", "E1"]
     assert list(VERDICTS) == ids
     assert {case.contract for case in CASES} == set(ids)
+
+
+def _entry(seq: int, status: int | None, at: float) -> dict[str, Any]:
+    return {"seq": seq, "at": at, "method": "GET", "path": "/v1/orders/ORD-1", "query": {},
+            "headers": {"x-request-id": "op"}, "status": status, "rule": None, "fault": None,
+            "duration_ms": 1.0}
+
+
+def test_a1_a_second_401_must_end_in_authentication_error() -> None:
+    from client.errors import AuthenticationError, PartnerUnavailable
+
+    journal = [_entry(1, 401, 0.0), _entry(2, 401, 0.01)]
+    settings = _settings({})
+    wrong = Observation("get_order", PartnerUnavailable("gave up"), 0.02, journal, settings)
+    report = judge(wrong, ["A1"])
+    assert [v.seq for v in report.violations] == [2]
+    assert "should raise AuthenticationError" in report.violations[0].message
+    right = Observation("get_order", AuthenticationError("refused"), 0.02, journal, settings)
+    assert judge(right, ["A1"]).passed
