@@ -23,9 +23,10 @@ from client._operation import (
     fetch_page,
     fetch_token,
     get_order,
+    make_settings,
+    unexpected,
 )
 from client._pagination import Pager
-from client._sync import make_settings, unexpected
 from client._transport import AsyncHttp, AsyncTransport, HttpRequest
 from client.errors import PartnerError
 from client.mapping import Token

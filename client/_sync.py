@@ -15,7 +15,6 @@ from client._operation import (
     ForgetToken,
     NeedToken,
     RetryEvent,
-    Settings,
     Sleep,
     Step,
     TokenCache,
@@ -23,6 +22,8 @@ from client._operation import (
     fetch_page,
     fetch_token,
     get_order,
+    make_settings,
+    unexpected,
 )
 from client._pagination import Pager
 from client._transport import HttpRequest, SyncHttp, SyncTransport
@@ -32,26 +33,6 @@ from client.models import Order
 from client.retry import Failure, RetryPolicy
 
 T = TypeVar("T")
-
-
-def make_settings(*, client_id: str, client_secret: str, timeout: float, deadline: float,
-                  max_attempts: int, retry: RetryPolicy | None, page_size: int | None,
-                  max_pages: int, on_retry: Callable[[RetryEvent], None] | None,
-                  clock: Callable[[], float], wall_clock: Callable[[], float],
-                  random_source: Callable[[], float]) -> Settings:
-    if timeout <= 0 or deadline <= 0:
-        raise ValueError("timeout and deadline must be positive")
-    if page_size is not None and not 1 <= page_size <= 200:
-        raise ValueError("page_size must be between 1 and 200")
-    policy = retry if retry is not None else RetryPolicy(max_attempts=max_attempts)
-    return Settings(client_id, client_secret, timeout, deadline, policy, page_size, max_pages,
-                    on_retry, clock, wall_clock, random_source)
-
-
-def unexpected(error: Exception, operation: str) -> PartnerError:
-    """E1: anything that is not a PartnerError becomes one at the boundary."""
-    return PartnerError(f"unexpected {type(error).__name__} in the partner client",
-                        operation=operation)
 
 
 class PartnerClient:

@@ -16,9 +16,8 @@ from simulator.scenario import (
     ScenarioError,
     empty_scenario,
     load_scenario_file,
-    parse_scenario,
 )
-from simulator.server import PartnerServer, is_loopback, make_config
+from simulator.server import PartnerServer, coerce_scenario, is_loopback, make_config
 from simulator.state import PartnerState
 
 EXIT_INVALID = 2
@@ -79,10 +78,7 @@ def _check(files: Sequence[Path]) -> int:
 
 
 def _load(path: Path | None, seed: int | None) -> Scenario:
-    scenario = load_scenario_file(path) if path is not None else empty_scenario()
-    if seed is not None:
-        scenario = parse_scenario({**scenario.source, "seed": seed}, source=str(path))
-    return scenario
+    return coerce_scenario(path, seed) or empty_scenario()
 
 
 def _serve(args: argparse.Namespace) -> int:
