@@ -62,6 +62,7 @@ class AdminAPI:
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
             scenario = parse_scenario(body, source="request body")
+            self.state.set_scenario(scenario)
         except ScenarioError as exc:
             return json_response(422, {
                 "error": "invalid_scenario",
@@ -69,7 +70,6 @@ class AdminAPI:
                            "the previous scenario is still running",
                 "problems": [problem.as_json() for problem in exc.problems],
             })
-        self.state.set_scenario(scenario)
         return json_response(200, {"status": "ok", "scenario": scenario.name,
                                    "rules": len(scenario.rules)})
 

@@ -11,6 +11,7 @@ from starlette.routing import Route, Router
 from simulator.admin_api import AdminAPI
 from simulator.fault_middleware import FaultMiddleware
 from simulator.partner_api import PartnerAPI, error_response, not_found
+from simulator.replay import ReplayAPI, ReplayState
 from simulator.scenario import Scenario
 from simulator.state import PartnerState
 
@@ -37,3 +38,10 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
     api = Router(routes=PartnerAPI(state).routes(), default=not_found)
     admin = _starlette(AdminAPI(state, admin_token).routes())
     return PartnerApp(api, admin, state)
+
+
+def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> PartnerApp:
+    """A fake partner answering from a cassette, with the fault overlay and the
+    admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
+    admin = _starlette(AdminAPI(state, admin_token).routes())
+    return PartnerApp(ReplayAPI(state.index), admin, state, check_tokens=False)

@@ -1,23 +1,28 @@
-"""`partnersim`: run the fake partner, or check a scenario file."""
+"""`partnersim`: run the fake partner, replay or record traffic, check a scenario file."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
-import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from simulator.app import create_app
+from simulator.app import create_app, create_replay_app
+from simulator.cassette import CassetteError, CassetteWriter, load_cassette
+from simulator.fault_middleware import ASGIApp
+from simulator.recorder import RecorderApp
+from simulator.replay import RecordingIndex, ReplayState
 from simulator.scenario import (
     Scenario,
     ScenarioError,
     empty_scenario,
     load_scenario_file,
 )
-from simulator.server import PartnerServer, coerce_scenario, is_loopback, make_config
+from simulator.server import PartnerServer, bind, coerce_scenario, is_loopback, make_config
 from simulator.state import PartnerState
 
 EXIT_INVALID = 2
@@ -36,23 +41,46 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run the fake partner until Ctrl-C or SIGTERM. It prints its URL and the "
                     "client credentials; the admin API is under /__sim/.",
     )
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1; others need --allow-remote)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free)")
+    _server_options(serve)
     serve.add_argument("--scenario", type=Path, metavar="FILE",
                        help="scenario file (YAML or JSON); default: a well-behaved partner")
     serve.add_argument("--seed", type=int, help="override the scenario's seed")
-    serve.add_argument("--journal-size", type=int, default=10_000, metavar="N",
-                       help="journal ring buffer size (default 10000)")
-    serve.add_argument("--admin-token", metavar="TOKEN",
-                       help="require this X-Admin-Token on the /__sim/ admin API")
-    serve.add_argument("--allow-remote", action="store_true",
-                       help="allow binding to a non-loopback address")
-    serve.add_argument("--http", choices=("httptools", "h11"), default="httptools",
-                       help="HTTP stack (default httptools: the fast one)")
-    serve.add_argument("--client-id", default="orderops", help="accepted client_id")
-    serve.add_argument("--client-secret", default="orderops-secret",
-                       help="accepted client_secret")
+    _partner_options(serve)
+
+    replay = commands.add_parser(
+        "replay", help="serve the interactions of a VCR.py cassette",
+        description="Serve a VCR.py cassette as a fake partner. Requests match on method, path "
+                    "and query (in any order), never on headers or host; identical requests get "
+                    "their recordings in recorded order, then the last repeats. Anything else "
+                    "gets 404 no_recording naming the closest recorded requests. --faults "
+                    "overlays a scenario's faults; a request a fault answers uses no recording.",
+    )
+    replay.add_argument("cassette", type=Path, metavar="CASSETTE", help="VCR.py cassette (YAML)")
+    replay.add_argument("--faults", type=Path, metavar="SCENARIO",
+                        help="scenario whose faults overlay the recorded answers")
+    replay.add_argument("--seed", type=int, help="override the fault overlay's seed")
+    replay.add_argument("--match-body", action="store_true",
+                        help="also match on the request body")
+    _server_options(replay)
+    _partner_options(replay, credentials=False)
+
+    record = commands.add_parser(
+        "record", help="a recording proxy that writes a VCR.py cassette",
+        description="Forward every request to --upstream and append each completed exchange "
+                    "to --out (a VCR.py cassette) before answering, with secrets written as "
+                    "<redacted>: Authorization, cookies, client_secret, access/refresh tokens.",
+    )
+    record.add_argument("--upstream", required=True, metavar="URL",
+                        help="the partner to forward to, e.g. https://partner.example.com")
+    record.add_argument("--out", required=True, type=Path, metavar="CASSETTE",
+                        help="cassette to write (refused if it exists, unless --append)")
+    record.add_argument("--append", action="store_true",
+                        help="keep the interactions already in --out and add to them")
+    record.add_argument("--uri-base", metavar="URL",
+                        help="origin written into the cassette (default: --upstream)")
+    record.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the upstream (default 30)")
+    _server_options(record)
 
     check = commands.add_parser(
         "check", help="validate scenario files",
@@ -61,6 +89,28 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; others need --allow-remote)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="port (default 8080; 0 = any free)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow binding to a non-loopback address")
+    parser.add_argument("--http", choices=("httptools", "h11"), default="httptools",
+                        help="HTTP stack (default httptools: the fast one)")
+
+
+def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = True) -> None:
+    parser.add_argument("--journal-size", type=int, default=10_000, metavar="N",
+                        help="journal ring buffer size (default 10000)")
+    parser.add_argument("--admin-token", metavar="TOKEN",
+                        help="require this X-Admin-Token on the /__sim/ admin API")
+    if credentials:
+        parser.add_argument("--client-id", default="orderops", help="accepted client_id")
+        parser.add_argument("--client-secret", default="orderops-secret",
+                            help="accepted client_secret")
 
 
 def _check(files: Sequence[Path]) -> int:
@@ -81,56 +131,145 @@ def _load(path: Path | None, seed: int | None) -> Scenario:
     return coerce_scenario(path, seed) or empty_scenario()
 
 
-def _serve(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host) and not args.allow_remote:
-        print(f"partnersim: refusing to bind {args.host}: the fake partner and its admin API "
-              "have no real security; pass --allow-remote (and --admin-token) to do it anyway",
-              file=sys.stderr)
-        return EXIT_INVALID
+def _refuse_remote(args: argparse.Namespace) -> bool:
+    if is_loopback(args.host) or args.allow_remote:
+        return False
+    print(f"partnersim: refusing to bind {args.host}: partnersim's servers and admin API have "
+          "no real security; pass --allow-remote (and --admin-token) to do it anyway",
+          file=sys.stderr)
+    return True
+
+
+def _print_problems(source: str, problems: Sequence[object]) -> None:
+    for problem in problems:
+        render = getattr(problem, "render", None)
+        print(render(source) if render else f"{source}: {problem}", file=sys.stderr)
+
+
+def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[str]], *,
+         release: Callable[[], None] = lambda: None,
+         aclose: Callable[[], Awaitable[None]] | None = None) -> int:
+    """Serve `app` in the foreground until SIGINT/SIGTERM, then exit 0."""
     try:
-        scenario = _load(args.scenario, args.seed)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            print(problem.render(exc.source), file=sys.stderr)
-        return EXIT_INVALID
-    state = PartnerState(scenario, journal_size=max(1, args.journal_size),
-                         client_id=args.client_id, client_secret=args.client_secret)
-    app = create_app(state=state, admin_token=args.admin_token)
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
+        sock, url = bind(args.host, args.port)
     except OSError as exc:
         print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    sock.listen(2048)
-    port = sock.getsockname()[1]
-    host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
-    url = f"http://{host}:{port}"
-    print(f"partnersim: fake partner '{scenario.name}' (seed {scenario.seed}, "
-          f"{len(state.store)} orders, {len(scenario.rules)} rule(s))")
-    print(f"  url:           {url}")
-    print(f"  client_id:     {args.client_id}")
-    print(f"  client_secret: {args.client_secret}")
-    print(f"  admin:         {url}/__sim/health")
+    print("\n".join(banner(url)))
     print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
-    server = PartnerServer(make_config(app, host=args.host, port=port, http=args.http), app)
+    server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
+                                       http=args.http), release, aclose)
     # uvicorn re-raises the signal it caught once it has shut down; with these
     # handlers in place that ends the process quietly with exit status 0.
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=[sock])
-    print("partnersim: stopped", flush=True)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if _refuse_remote(args):
+        return EXIT_INVALID
+    try:
+        scenario = _load(args.scenario, args.seed)
+    except ScenarioError as exc:
+        _print_problems(exc.source, exc.problems)
+        return EXIT_INVALID
+    state = PartnerState(scenario, journal_size=max(1, args.journal_size),
+                         client_id=args.client_id, client_secret=args.client_secret)
+    app = create_app(state=state, admin_token=args.admin_token)
+    status = _run(app, args, lambda url: [
+        f"partnersim: fake partner '{scenario.name}' (seed {scenario.seed}, "
+        f"{len(state.store)} orders, {len(scenario.rules)} rule(s))",
+        f"  url:           {url}",
+        f"  client_id:     {args.client_id}",
+        f"  client_secret: {args.client_secret}",
+        f"  admin:         {url}/__sim/health",
+    ], release=state.waits.release_all)
+    print("partnersim: stopped", flush=True)
+    return status
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if _refuse_remote(args):
+        return EXIT_INVALID
+    started = time.perf_counter()
+    try:
+        interactions = load_cassette(args.cassette)
+    except CassetteError as exc:
+        print(f"partnersim: cannot replay {args.cassette}:", file=sys.stderr)
+        _print_problems(exc.source, exc.problems)
+        return EXIT_INVALID
+    index = RecordingIndex(interactions, match_body=args.match_body)
+    try:
+        state = ReplayState(index, coerce_scenario(args.faults, args.seed),
+                            cassette=str(args.cassette), journal_size=max(1, args.journal_size))
+    except ScenarioError as exc:
+        _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
+        return EXIT_INVALID
+    loaded_s = time.perf_counter() - started
+    app = create_replay_app(state, admin_token=args.admin_token)
+    overlay = (f"fault overlay '{state.scenario.name}' ({len(state.scenario.rules)} rule(s))"
+               if args.faults else "no fault overlay")
+    status = _run(app, args, lambda url: [
+        f"partnersim: replaying {args.cassette} ({len(index)} interactions, "
+        f"{index.stats()['distinct_requests']} distinct requests, loaded in {loaded_s:.2f} s; "
+        f"{overlay})",
+        f"  url:           {url}",
+        "  credentials:   any (recorded tokens are redacted; tokens are not checked)",
+        f"  matching:      method, path, query{', body' if args.match_body else ''}",
+        f"  admin:         {url}/__sim/health",
+    ], release=state.waits.release_all)
+    print("partnersim: stopped", flush=True)
+    return status
+
+
+def _record(args: argparse.Namespace) -> int:
+    if _refuse_remote(args):
+        return EXIT_INVALID
+    upstream = urlsplit(args.upstream)
+    if upstream.scheme not in ("http", "https") or not upstream.netloc:
+        print(f"partnersim: --upstream {args.upstream!r}: expected an http(s) URL such as "
+              "https://partner.example.com", file=sys.stderr)
+        return EXIT_INVALID
+    out: Path = args.out
+    if out.exists() and not args.append:
+        print(f"partnersim: {out} exists: pass --append to add to it, or choose another --out",
+              file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        writer = CassetteWriter(out, append=args.append)
+    except CassetteError as exc:
+        print(f"partnersim: cannot append to {out}:", file=sys.stderr)
+        _print_problems(exc.source, exc.problems)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"partnersim: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout)
+    try:
+        status = _run(app, args, lambda url: [
+            f"partnersim: recording {args.upstream} into {out} "
+            f"({writer.count} interactions so far)",
+            f"  url:           {url}   (point the client here)",
+            "  secrets:       written as <redacted>",
+            f"  health:        {url}/__sim/health",
+        ], aclose=app.aclose)
+    finally:
+        writer.close()
+    print(f"partnersim: stopped; {writer.count} interactions in {out}", flush=True)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    if args.command == "check":
-        return _check(args.files)
-    return _serve(args)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "serve": _serve, "replay": _replay, "record": _record,
+        "check": lambda args: _check(args.files),
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
-REDACTED = "<redacted>"
-SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
-SECRET_QUERY = frozenset({"client_secret", "access_token", "refresh_token", "token", "password"})
-
-
-def redact_header(name: str, value: str) -> str:
-    if name not in SECRET_HEADERS:
-        return value
-    scheme, _, credentials = value.partition(" ")
-    if credentials and scheme.lower() in ("bearer", "basic"):
-        return f"{scheme} {REDACTED}"
-    return REDACTED
+from simulator.redaction import redact_headers, redact_query
 
 
 def first_values(query_string: str) -> dict[str, str]:
@@ -33,17 +22,6 @@ def first_values(query_string: str) -> dict[str, str]:
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         query.setdefault(name, value)
     return query
-
-
-def redact_query(query: dict[str, str]) -> dict[str, str]:
-    return {name: REDACTED if name in SECRET_QUERY else value for name, value in query.items()}
-
-
-def _redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    redacted = dict(headers)
-    for name in SECRET_HEADERS.intersection(headers):
-        redacted[name] = redact_header(name, headers[name])
-    return redacted
 
 
 class Journal:
@@ -65,7 +43,7 @@ class Journal:
             "method": method,
             "path": path,
             "query": redact_query(query) if query else {},
-            "headers": _redact_headers(headers),
+            "headers": redact_headers(headers),
             "status": None,
             "rule": None,
             "fault": None,

@@ -13,15 +13,19 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import uvicorn
 
-from simulator.app import PartnerApp, create_app
+from simulator.app import create_app, create_replay_app
+from simulator.cassette import CassetteWriter, Interaction, load_cassette
+from simulator.fault_middleware import ASGIApp
 from simulator.protocols import PROTOCOLS
+from simulator.recorder import RecorderApp
+from simulator.replay import RecordingIndex, ReplayState
 from simulator.scenario import Scenario, load_scenario_file, parse_scenario
 from simulator.state import PartnerState
 
@@ -44,18 +48,39 @@ def is_loopback(host: str) -> bool:
 
 
 class PartnerServer(uvicorn.Server):
-    """uvicorn's server, releasing hung requests before it waits for them."""
+    """uvicorn's server, releasing held requests before it waits for them and
+    closing the app's own resources after."""
 
-    def __init__(self, config: uvicorn.Config, app: PartnerApp) -> None:
+    def __init__(self, config: uvicorn.Config, release: Callable[[], None] = lambda: None,
+                 aclose: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(config)
-        self.partner_app = app
+        self.release = release
+        self.aclose = aclose
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.partner_app.state.waits.release_all()
+        self.release()
         await super().shutdown(sockets)
+        if self.aclose is not None:
+            await self.aclose()
 
 
-def make_config(app: PartnerApp, *, host: str = "127.0.0.1", port: int = 0,
+def bind(host: str, port: int) -> tuple[socket.socket, str]:
+    """A listening socket and its URL (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    return sock, f"http://{shown}:{sock.getsockname()[1]}"
+
+
+def make_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
                 http: HttpStack = "httptools", log_config: Any = None,
                 log_level: str = "warning") -> uvicorn.Config:
     return uvicorn.Config(
@@ -92,23 +117,19 @@ def coerce_scenario(value: Scenario | Mapping[str, Any] | str | bytes | Path | N
     return scenario
 
 
-class FakePartner:
-    """The fake partner on a real loopback socket, in a background thread.
-
-        with FakePartner({"rules": [...]}) as partner:
-            httpx.get(partner.url + "/v1/orders", ...)
-            partner.journal()
+class BackgroundServer:
+    """A partnersim app on a real loopback socket, in a background thread.
 
     Shutdown is bounded (a few seconds at most) even with a `hang` in flight,
     and an exception on the server thread is raised by `close()`.
     """
 
-    def __init__(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
-                 *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
-                 http: HttpStack = "httptools", journal_size: int = 10_000,
-                 admin_token: str | None = None) -> None:
-        self.state = PartnerState(coerce_scenario(scenario, seed), journal_size=journal_size)
-        self.app = create_app(state=self.state, admin_token=admin_token)
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
+                 http: HttpStack = "httptools", release: Callable[[], None] = lambda: None,
+                 aclose: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._app = app
+        self._release = release
+        self._aclose = aclose
         self._host = host
         self._port = port
         self._http: HttpStack = http
@@ -117,26 +138,18 @@ class FakePartner:
         self._error: BaseException | None = None
         self.url = ""
 
-    # --- lifecycle --------------------------------------------------------------
     def start(self) -> Self:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        sock.listen(1024)
-        sock.setblocking(False)
-        port = sock.getsockname()[1]
-        host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
-        self.url = f"http://{host}:{port}"
-        self._server = PartnerServer(make_config(self.app, http=self._http), self.app)
+        sock, self.url = bind(self._host, self._port)
+        self._server = PartnerServer(make_config(self._app, http=self._http), self._release,
+                                     self._aclose)
         self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
-                                        name=f"partnersim-{port}")
+                                        name=f"partnersim-{self.url.rsplit(':', 1)[1]}")
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 sock.close()
-                self._raise_thread_error("the fake partner did not start")
+                self._raise_thread_error(f"{type(self).__name__} did not start")
             time.sleep(0.005)
         return self
 
@@ -163,9 +176,9 @@ class FakePartner:
             thread.join(timeout)
         self._server = self._thread = None
         if thread.is_alive():
-            raise RuntimeError(f"the fake partner at {self.url} did not stop within {timeout} s")
+            raise RuntimeError(f"the server at {self.url} did not stop within {timeout} s")
         if self._error is not None:
-            self._raise_thread_error("the fake partner failed")
+            self._raise_thread_error(f"{type(self).__name__} failed")
 
     def __enter__(self) -> Self:
         return self.start()
@@ -174,7 +187,12 @@ class FakePartner:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    # --- control ----------------------------------------------------------------
+
+class _PartnerControls(BackgroundServer):
+    """What tests do with a running fake partner, served or replayed."""
+
+    state: PartnerState
+
     @property
     def credentials(self) -> tuple[str, str]:
         return self.state.client_id, self.state.client_secret
@@ -196,3 +214,62 @@ class FakePartner:
     def reset(self) -> None:
         """Budgets, journal and data set back to the start of the scenario."""
         self.state.reset()
+
+
+class FakePartner(_PartnerControls):
+    """The fake partner on a real loopback socket, in a background thread.
+
+        with FakePartner({"rules": [...]}) as partner:
+            httpx.get(partner.url + "/v1/orders", ...)
+            partner.journal()
+    """
+
+    def __init__(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
+                 *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
+                 http: HttpStack = "httptools", journal_size: int = 10_000,
+                 admin_token: str | None = None) -> None:
+        self.state: PartnerState = PartnerState(coerce_scenario(scenario, seed),
+                                                journal_size=journal_size)
+        self.app = create_app(state=self.state, admin_token=admin_token)
+        super().__init__(self.app, host=host, port=port, http=http,
+                         release=self.state.waits.release_all)
+
+
+class ReplayPartner(_PartnerControls):
+    """A cassette served as a fake partner (like `partnersim replay`), with an
+    optional fault overlay; `reset()` rewinds every recording."""
+
+    def __init__(self, cassette: Path | Sequence[Interaction], *,
+                 faults: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
+                 seed: int | None = None, match_body: bool = False, host: str = "127.0.0.1",
+                 port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
+                 admin_token: str | None = None) -> None:
+        interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
+        self.index = RecordingIndex(interactions, match_body=match_body)
+        self.state = ReplayState(self.index, coerce_scenario(faults, seed),
+                                 cassette=str(cassette) if isinstance(cassette, Path)
+                                 else "interactions", journal_size=journal_size)
+        self.app = create_replay_app(self.state, admin_token=admin_token)
+        super().__init__(self.app, host=host, port=port, http=http,
+                         release=self.state.waits.release_all)
+
+
+class RecordingProxy(BackgroundServer):
+    """A recording proxy to `upstream` (like `partnersim record`), writing `out`."""
+
+    def __init__(self, upstream: str, out: Path, *, append: bool = False,
+                 uri_base: str | None = None, timeout_s: float = 30.0,
+                 host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools") -> None:
+        self.writer = CassetteWriter(out, append=append)
+        self.app = RecorderApp(upstream, self.writer, uri_base=uri_base, timeout_s=timeout_s)
+        super().__init__(self.app, host=host, port=port, http=http, aclose=self.app.aclose)
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            self.writer.close()
+
+    @property
+    def recorded(self) -> int:
+        return self.writer.count

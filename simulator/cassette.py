@@ -1,0 +1,311 @@
+"""VCR.py cassettes: read one whole, or write one an interaction at a time.
+
+The format is VCR.py's YAML (version 1), so VCR.py, pytest-recording and
+partnersim read the same files. Reading uses libyaml's safe loader (a
+cassette of 100,000 interactions loads in seconds) and checks every field
+it uses, so a truncated or hostile file is refused with where it went wrong
+instead of failing later on a request. Writing puts `version: 1` first and
+appends each interaction as it completes: the file is a valid cassette
+after every append, so a crash loses nothing already written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from simulator.redaction import redact_body, redact_header_lists, redact_query_string
+
+CASSETTE_VERSION = 1
+MAX_PROBLEMS = 20
+Headers = dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    uri: str
+    body: bytes
+    headers: Headers
+
+    def header(self, name: str) -> str:
+        return _first(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return _first(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    request: RecordedRequest
+    response: RecordedResponse
+
+
+def _first(headers: Headers, name: str) -> str:
+    name = name.lower()
+    for key, values in headers.items():
+        if key.lower() == name and values:
+            return values[0]
+    return ""
+
+
+class CassetteError(ValueError):
+    """A cassette was refused; each problem says where (`interactions[3].response…`)."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+# --- reading -------------------------------------------------------------------------
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader, plus the harmless Python tags VCR.py itself writes."""
+
+
+def _construct_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[Any, ...]:
+    assert isinstance(node, yaml.SequenceNode)
+    return tuple(loader.construct_sequence(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:python/str", _construct_str)
+_Loader.add_constructor("tag:yaml.org,2002:python/unicode", _construct_str)
+_Loader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
+
+
+class _Reader:
+    """Turns loaded YAML into interactions, collecting every problem on the way."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"{where}: {message}")
+
+    def mapping(self, value: Any, where: str) -> Mapping[str, Any] | None:
+        if isinstance(value, Mapping):
+            return value
+        self.fail(where, f"expected a mapping, found {_kind(value)}")
+        return None
+
+    def body(self, value: Any, where: str) -> bytes:
+        if value is None:
+            return b""
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogateescape")
+        self.fail(where, f"expected a string or !!binary, found {_kind(value)}")
+        return b""
+
+    def headers(self, value: Any, where: str) -> Headers:
+        if value is None:
+            return {}
+        mapping = self.mapping(value, where)
+        headers: Headers = {}
+        for name, values in (mapping or {}).items():
+            here = f"{where}.{name}"
+            if isinstance(values, str | int):
+                values = [values]
+            if not isinstance(name, str) or not isinstance(values, list | tuple) or not all(
+                    isinstance(item, str | int) for item in values):
+                self.fail(here, "expected a header name with a list of string values")
+                continue
+            headers[name] = [str(item) for item in values]
+        return headers
+
+    def request(self, value: Any, where: str) -> RecordedRequest | None:
+        request = self.mapping(value, where)
+        if request is None:
+            return None
+        method, uri = request.get("method"), request.get("uri")
+        if not isinstance(method, str) or not method.isalpha():
+            self.fail(f"{where}.method", f"expected an HTTP method, found {method!r:.60}")
+            return None
+        parts = urlsplit(uri) if isinstance(uri, str) else None
+        if not isinstance(uri, str) or parts is None or not parts.scheme or not parts.netloc:
+            self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {uri!r:.60}")
+            return None
+        return RecordedRequest(method.upper(), uri, self.body(request.get("body"), f"{where}.body"),
+                               self.headers(request.get("headers"), f"{where}.headers"))
+
+    def response(self, value: Any, where: str) -> RecordedResponse | None:
+        response = self.mapping(value, where)
+        if response is None:
+            return None
+        if "status_code" in response:  # httpx cassettes of VCR.py before 6.0
+            code, reason, body = response.get("status_code"), "", response.get("content")
+        else:
+            status = self.mapping(response.get("status"), f"{where}.status") or {}
+            code, reason = status.get("code"), status.get("message") or ""
+            body_field = response.get("body")
+            body = body_field.get("string") if isinstance(body_field, Mapping) else body_field
+            if not isinstance(body_field, Mapping) and body_field is not None:
+                self.fail(f"{where}.body", "expected a mapping with `string`")
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            self.fail(f"{where}.status.code", f"expected an HTTP status, found {code!r:.60}")
+            return None
+        return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
+                                                               f"{where}.headers"),
+                                self.body(body, f"{where}.body.string"))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interaction]:
+    """The interactions of a cassette, or CassetteError saying what is wrong and where."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (CSafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise CassetteError(source, [f"{line}not valid YAML: {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise CassetteError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise CassetteError(source, ["nested too deeply to be a cassette"]) from None
+    if not isinstance(data, Mapping) or "interactions" not in data:
+        raise CassetteError(source, ["not a VCR.py cassette: expected a mapping with "
+                                     "`interactions:` and `version: 1`"])
+    if data.get("version") != CASSETTE_VERSION:
+        raise CassetteError(source, [f"version: expected 1 (VCR.py's format), found "
+                                     f"{data.get('version')!r:.40}"])
+    raw = data["interactions"] or []
+    if not isinstance(raw, list):
+        raise CassetteError(source, [f"interactions: expected a list, found {_kind(raw)}"])
+    reader = _Reader()
+    interactions = []
+    for index, item in enumerate(raw):
+        where = f"interactions[{index}]"
+        entry = reader.mapping(item, where)
+        if entry is None:
+            continue
+        request = reader.request(entry.get("request"), f"{where}.request")
+        response = reader.response(entry.get("response"), f"{where}.response")
+        if request is not None and response is not None:
+            interactions.append(Interaction(request, response))
+    if reader.problems:
+        raise CassetteError(source, reader.problems)
+    return interactions
+
+
+def load_cassette(path: Path) -> list[Interaction]:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
+    return parse_cassette(text, str(path))
+
+
+# --- redaction -----------------------------------------------------------------------
+
+def redact_interaction(interaction: Interaction) -> Interaction:
+    """The interaction with every secret written as `<redacted>` (see simulator.redaction)."""
+    request, response = interaction.request, interaction.response
+    parts = urlsplit(request.uri)
+    uri = urlunsplit(parts._replace(query=redact_query_string(parts.query)))
+    return Interaction(
+        replace(request, uri=uri, headers=redact_header_lists(request.headers),
+                body=redact_body(request.body, request.header("content-type"))),
+        replace(response, headers=redact_header_lists(response.headers),
+                body=redact_body(response.body, response.header("content-type"))),
+    )
+
+
+# --- writing -------------------------------------------------------------------------
+
+def _text_or_binary(body: bytes) -> str | bytes:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body  # written as !!binary, as VCR.py does
+
+
+def interaction_to_dict(interaction: Interaction) -> dict[str, Any]:
+    request, response = interaction.request, interaction.response
+    return {
+        "request": {"body": _text_or_binary(request.body), "headers": request.headers,
+                    "method": request.method, "uri": request.uri},
+        "response": {"body": {"string": _text_or_binary(response.body)},
+                     "headers": response.headers,
+                     "status": {"code": response.status, "message": response.reason}},
+    }
+
+
+def _dump(interactions: list[Interaction]) -> str:
+    return yaml.dump([interaction_to_dict(item) for item in interactions], Dumper=yaml.CSafeDumper,
+                     default_flow_style=False, allow_unicode=True, sort_keys=True, width=120)
+
+
+HEADER = f"version: {CASSETTE_VERSION}\ninteractions:\n"
+
+
+def dump_cassette(interactions: list[Interaction]) -> str:
+    """A whole cassette as text, in the append-friendly layout the writer uses."""
+    if not interactions:
+        return f"version: {CASSETTE_VERSION}\ninteractions: []\n"
+    return HEADER + _dump(interactions)
+
+
+class CassetteWriter:
+    """Appends interactions to a cassette, each flushed before `write` returns.
+
+    Thread-safe. With `append=True` an existing cassette keeps its
+    interactions; otherwise the file starts empty.
+    """
+
+    def __init__(self, path: Path, *, append: bool = False) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        existing = load_cassette(path) if append and path.exists() else []
+        self.count = len(existing)
+        self._file: TextIO | None = None
+        self._replace(dump_cassette(existing))
+
+    def _replace(self, text: str) -> None:
+        """Write the whole file atomically (used while it is still small)."""
+        temporary = self.path.with_name(f".{self.path.name}.partial")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def write(self, interaction: Interaction) -> None:
+        with self._lock:
+            if self.count == 0:  # `interactions: []` becomes a block list
+                self._replace(HEADER + _dump([interaction]))
+            else:
+                if self._file is None:
+                    self._file = self.path.open("a", encoding="utf-8")
+                self._file.write(_dump([interaction]))
+                self._file.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

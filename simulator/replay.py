@@ -1,0 +1,247 @@
+"""Replaying a cassette: which recording answers a request, and the ASGI app that sends it.
+
+Requests match on method, path and query (any order), and on the body only
+when asked; never on headers or host, so a client's token flow works
+against a redacted cassette. Identical requests get their recordings in
+recorded order, then the last one repeats. The index is a dict, so a
+lookup costs the same for 1,000 interactions as for 100,000; only a miss
+looks further, to name the closest recorded requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from simulator.cassette import Interaction
+from simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from simulator.partner_api import json_response
+from simulator.scenario import CursorDrift, Scenario, ScenarioError
+from simulator.scenario_source import Problem
+from simulator.state import PartnerState
+
+#: Recorded headers that describe the recorded transfer, not the answer.
+TRANSFER_HEADERS = frozenset({
+    "content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
+})
+MAX_BODY_BYTES = 10 * 1024 * 1024
+CLOSEST = 3
+MAX_CANDIDATES = 10_000  # how many recorded requests a miss compares itself with
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    body: bytes | None
+
+    @classmethod
+    def of(cls, method: str, path: str, query_string: str, body: bytes | None) -> RequestKey:
+        query = tuple(sorted(parse_qsl(query_string, keep_blank_values=True)))
+        return cls(method.upper(), unquote(path) or "/", query, body)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path,
+                "query": {name: value for name, value in self.query}}
+
+
+def recorded_key(interaction: Interaction, match_body: bool) -> RequestKey:
+    parts = urlsplit(interaction.request.uri)
+    return RequestKey.of(interaction.request.method, parts.path, parts.query,
+                         interaction.request.body if match_body else None)
+
+
+def differences(recorded: RequestKey, got: RequestKey) -> list[str]:
+    """How a request differs from a recorded one, in words."""
+    found = []
+    if recorded.method != got.method:
+        found.append(f"method: recorded {recorded.method}, got {got.method}")
+    if recorded.path != got.path:
+        found.append(f"path: recorded {recorded.path}, got {got.path}")
+    mine, theirs = dict(got.query), dict(recorded.query)
+    for name in sorted(theirs.keys() | mine.keys()):
+        if name not in mine:
+            found.append(f"query {name}: recorded {theirs[name]!r}, missing")
+        elif name not in theirs:
+            found.append(f"query {name}: not recorded (got {mine[name]!r})")
+        elif mine[name] != theirs[name]:
+            found.append(f"query {name}: recorded {theirs[name]!r}, got {mine[name]!r}")
+    if recorded.body != got.body:
+        found.append("body: differs from the recorded body")
+    return found
+
+
+def _distance(recorded: RequestKey, got: RequestKey) -> tuple[int, int]:
+    segments_a, segments_b = recorded.path.split("/"), got.path.split("/")
+    path_cost = abs(len(segments_a) - len(segments_b)) + sum(
+        a != b for a, b in zip(segments_a, segments_b, strict=False))
+    return (3 * (recorded.method != got.method) + 2 * path_cost
+            + len(set(recorded.query) ^ set(got.query)) + (recorded.body != got.body),
+            path_cost)
+
+
+class RecordingIndex:
+    """The recordings of a cassette by request key, each key with its own place."""
+
+    def __init__(self, interactions: Iterable[Interaction], *, match_body: bool = False) -> None:
+        self.match_body = match_body
+        self._recordings: dict[RequestKey, list[tuple[int, Interaction]]] = defaultdict(list)
+        self._by_path: dict[str, list[RequestKey]] = defaultdict(list)
+        self.size = 0
+        for number, interaction in enumerate(interactions):
+            key = recorded_key(interaction, match_body)
+            if key not in self._recordings:
+                self._by_path[key.path].append(key)
+            self._recordings[key].append((number, interaction))
+            self.size += 1
+        self._recordings = dict(self._recordings)
+        self._used: dict[RequestKey, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def next_for(self, key: RequestKey) -> tuple[int, Interaction] | None:
+        """The next recording for `key` (the last one once all are used), or None."""
+        recordings = self._recordings.get(key)
+        if recordings is None:
+            return None
+        with self._lock:
+            used = self._used.get(key, 0)
+            self._used[key] = used + 1
+        return recordings[min(used, len(recordings) - 1)]
+
+    def rewind(self) -> None:
+        with self._lock:
+            self._used.clear()
+
+    def closest(self, key: RequestKey, count: int = CLOSEST) -> list[dict[str, Any]]:
+        """The recorded requests nearest to `key`, and how each differs from it."""
+        candidates = self._by_path.get(key.path, [])[:MAX_CANDIDATES]
+        if len(candidates) < count:
+            candidates = candidates + self._candidates_elsewhere(key)
+        nearest = sorted(candidates, key=lambda recorded: _distance(recorded, key))[:count]
+        return [{**recorded.describe(), "differences": differences(recorded, key)}
+                for recorded in nearest]
+
+    def _candidates_elsewhere(self, key: RequestKey) -> list[RequestKey]:
+        found: list[RequestKey] = []
+        for path, keys in self._by_path.items():
+            if path != key.path:
+                found.extend(keys[: MAX_CANDIDATES - len(found)])
+                if len(found) >= MAX_CANDIDATES:
+                    break
+        return found
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            used = sum(self._used.values())
+        return {"interactions": self.size, "distinct_requests": len(self._recordings),
+                "answered": used}
+
+
+class ReplayAPI:
+    """An ASGI app answering every request from a RecordingIndex."""
+
+    def __init__(self, index: RecordingIndex) -> None:
+        self.index = index
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            response = json_response(413, {"error": "request_too_large",
+                                           "message": f"at most {MAX_BODY_BYTES} bytes"})
+            await response(scope, receive, send)
+            return
+        key = RequestKey.of(scope["method"], scope["path"],
+                            scope["query_string"].decode("latin-1"),
+                            body if self.index.match_body else None)
+        found = self.index.next_for(key)
+        entry = scope.get(JOURNAL_ENTRY)
+        if found is None:
+            if entry is not None:
+                entry["replayed"] = None
+            response = json_response(404, {
+                "error": "no_recording",
+                "message": f"no recorded request matches {key.method} {key.path}"
+                           + (f"?{scope['query_string'].decode('latin-1')}"
+                              if scope["query_string"] else ""),
+                "request": key.describe(),
+                "closest": self.index.closest(key),
+            })
+            await response(scope, receive, send)
+            return
+        number, interaction = found
+        if entry is not None:
+            entry["replayed"] = number
+        recorded = interaction.response
+        headers = [(name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
+                   for name, values in recorded.headers.items()
+                   if name.lower() not in TRANSFER_HEADERS for value in values]
+        headers.append((b"content-length", str(len(recorded.body)).encode()))
+        await send({"type": "http.response.start", "status": recorded.status,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": recorded.body})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it exceeds `limit` (not held in memory)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def dataset_faults(scenario: Scenario) -> list[Problem]:
+    """Faults that change the simulated data set, which replay does not have."""
+    problems = []
+    for rule in scenario.rules:
+        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
+        for fault in faults:
+            action = fault.action
+            if isinstance(action, CursorDrift) and (action.insert or action.update
+                                                    or action.delete):
+                problems.append(Problem(
+                    f"rules[{rule.index}].fault.cursor_drift",
+                    "insert/update/delete change the simulated data set; replay serves "
+                    "recorded pages (use repeat or expire, or serve the scenario instead)"))
+    return problems
+
+
+class ReplayState(PartnerState):
+    """The fake partner's state for replay: the fault overlay, the journal, and the
+    cassette's recordings, which `reset` rewinds."""
+
+    def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
+                 cassette: str = "cassette", journal_size: int = 10_000) -> None:
+        self.index = index
+        self.cassette = cassette
+        super().__init__(scenario, journal_size=journal_size)
+
+    def _install(self, scenario: Scenario) -> None:
+        if problems := dataset_faults(scenario):
+            raise ScenarioError(problems, "replay fault overlay")
+        super()._install(scenario)
+
+    def reset(self) -> None:
+        super().reset()
+        self.index.rewind()
+
+    def describe(self) -> dict[str, Any]:
+        facts = super().describe()
+        facts.pop("orders", None)
+        return {**facts, "mode": "replay", "cassette": self.cassette, **self.index.stats()}
