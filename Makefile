@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: serve test soak bench lint typecheck pytest env clean
+.PHONY: serve test soak bench cassettes lint typecheck pytest env clean
 
 serve: $(VENV)/.synced ## start the fake partner on 127.0.0.1:8080
 	$(BIN)/partnersim serve --host 127.0.0.1 --port 8080 --scenario scenarios/default.yaml
@@ -26,6 +26,10 @@ soak: $(VENV)/.synced ## many more, randomised property examples; prints the see
 
 bench: $(VENV)/.synced ## side-by-side benchmarks (needs wrk; WireMock when java + npm)
 	$(BIN)/python bench/run.py
+
+cassettes: $(VENV)/.synced ## re-record cassettes/ against the fake partner; review with git diff
+	$(BIN)/pytest -q -p no:randomly tests/client/test_cassettes.py --record-mode=rewrite
+	$(BIN)/python scripts/record_production_cassette.py
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from simulator.cassette import VOLATILE_HEADERS, stable_headers
 from simulator.redaction import (
     SECRET_HEADERS,
     redact_body,
@@ -30,8 +31,6 @@ from simulator.redaction import (
 )
 
 CASSETTE_ORIGIN = "http://partner.test"
-REQUEST_ID_PLACEHOLDER = "<request-id>"
-DROPPED_RESPONSE_HEADERS = frozenset({"date"})
 
 
 def vcr_config(origin: str = CASSETTE_ORIGIN) -> dict[str, Any]:
@@ -52,8 +51,8 @@ def _scrub_request(origin: str, request: Any) -> Any:
         lowered = name.lower()
         if lowered in SECRET_HEADERS:
             request.headers[name] = "<redacted>"
-        elif lowered == "x-request-id":
-            request.headers[name] = REQUEST_ID_PLACEHOLDER
+        elif (pinned := VOLATILE_HEADERS.get(lowered)) is not None:
+            request.headers[name] = pinned
         elif lowered == "host":
             request.headers[name] = base.netloc
     body = request.body
@@ -63,11 +62,7 @@ def _scrub_request(origin: str, request: Any) -> Any:
 
 
 def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    headers = {name: values for name, values in response.get("headers", {}).items()
-               if name.lower() not in DROPPED_RESPONSE_HEADERS}
-    for name, values in headers.items():
-        if name.lower() == "x-request-id":
-            headers[name] = [REQUEST_ID_PLACEHOLDER] * len(values)
+    headers = stable_headers(response.get("headers", {}))
     response["headers"] = redact_header_lists(headers)
     body = response.get("body", {}).get("string")
     if isinstance(body, bytes) and body:

@@ -63,7 +63,7 @@ def record(out: Path) -> tuple[int, int]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     with FakePartner(SCENARIO) as partner, \
-            RecordingProxy(partner.url, out, uri_base=URI_BASE) as proxy:
+            RecordingProxy(partner.url, out, uri_base=URI_BASE, stable=True) as proxy:
         client_id, client_secret = partner.credentials
         with PartnerClient.from_url(proxy.url, client_id=client_id, client_secret=client_secret,
                                     page_size=PAGE_SIZE) as client:

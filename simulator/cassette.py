@@ -237,6 +237,31 @@ def redact_interaction(interaction: Interaction) -> Interaction:
     )
 
 
+# --- stable recordings ---------------------------------------------------------------
+
+#: Headers that change on every run of the same exchange, and what becomes of them.
+VOLATILE_HEADERS = {"date": None, "x-request-id": "<request-id>"}
+
+
+def stable_headers(headers: Headers) -> Headers:
+    stable: Headers = {}
+    for name, values in headers.items():
+        lowered = name.lower()
+        if lowered not in VOLATILE_HEADERS:
+            stable[name] = values
+        elif (pinned := VOLATILE_HEADERS[lowered]) is not None:
+            stable[name] = [pinned] * len(values)
+    return stable
+
+
+def stabilise_interaction(interaction: Interaction) -> Interaction:
+    """Without what changes on every run (Date, X-Request-Id), so re-recording
+    unchanged traffic gives an unchanged file and a diff shows real change."""
+    request, response = interaction.request, interaction.response
+    return Interaction(replace(request, headers=stable_headers(request.headers)),
+                       replace(response, headers=stable_headers(response.headers)))
+
+
 # --- writing -------------------------------------------------------------------------
 
 def _text_or_binary(body: bytes) -> str | bytes:

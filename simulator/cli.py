@@ -78,6 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="keep the interactions already in --out and add to them")
     record.add_argument("--uri-base", metavar="URL",
                         help="origin written into the cassette (default: --upstream)")
+    record.add_argument("--stable", action="store_true",
+                        help="drop Date and pin X-Request-Id, so re-recording unchanged traffic "
+                             "gives an unchanged file")
     record.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the upstream (default 30)")
     _server_options(record)
@@ -248,7 +251,8 @@ def _record(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"partnersim: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout)
+    app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout,
+                      stable=args.stable)
     try:
         status = _run(app, args, lambda url: [
             f"partnersim: recording {args.upstream} into {out} "

@@ -24,6 +24,7 @@ from simulator.cassette import (
     RecordedRequest,
     RecordedResponse,
     redact_interaction,
+    stabilise_interaction,
 )
 from simulator.fault_middleware import Receive, Scope, Send
 from simulator.replay import MAX_BODY_BYTES, read_body
@@ -48,7 +49,8 @@ class RecorderApp:
     """An ASGI app: a reverse proxy to `upstream` that records into `writer`."""
 
     def __init__(self, upstream: str, writer: CassetteWriter, *, uri_base: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, stable: bool = False) -> None:
+        self.stable = stable
         self.upstream = upstream.rstrip("/")
         self.uri_base = (uri_base or upstream).rstrip("/")
         self.writer = writer
@@ -97,10 +99,11 @@ class RecorderApp:
             await _send_json(send, 502, {"error": "upstream_unavailable",
                                          "message": f"{self.upstream}: {type(exc).__name__}"})
             return
-        self.writer.write(redact_interaction(Interaction(
+        interaction = redact_interaction(Interaction(
             RecordedRequest(scope["method"], self.uri_base + path, body, _header_lists(headers)),
             RecordedResponse(status, reason, _header_lists(answer_headers), answer),
-        )))
+        ))
+        self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1"))
                        for name, value in answer_headers]
         raw_headers.append((b"content-length", str(len(answer)).encode()))

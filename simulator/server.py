@@ -258,10 +258,11 @@ class RecordingProxy(BackgroundServer):
     """A recording proxy to `upstream` (like `partnersim record`), writing `out`."""
 
     def __init__(self, upstream: str, out: Path, *, append: bool = False,
-                 uri_base: str | None = None, timeout_s: float = 30.0,
+                 uri_base: str | None = None, timeout_s: float = 30.0, stable: bool = False,
                  host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools") -> None:
         self.writer = CassetteWriter(out, append=append)
-        self.app = RecorderApp(upstream, self.writer, uri_base=uri_base, timeout_s=timeout_s)
+        self.app = RecorderApp(upstream, self.writer, uri_base=uri_base, timeout_s=timeout_s,
+                               stable=stable)
         super().__init__(self.app, host=host, port=port, http=http, aclose=self.app.aclose)
 
     def close(self, timeout: float = 5.0) -> None:
