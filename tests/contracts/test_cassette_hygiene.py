@@ -25,7 +25,7 @@ from simulator.state import DEFAULT_CLIENT_SECRET
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = sorted((ROOT / "cassettes").rglob("*.yaml"))
 # A bearer credential (token68), not an auth-param such as `Bearer error="invalid_token"`.
-BEARER = re.compile(r"(?i)bearer\s+(?!<redacted>)(?![a-z_]+=\")[A-Za-z0-9._~+/-]{4,}")
+BEARER = re.compile(r"(?i)bearer\s+(?!<redacted>)(?![a-z_]+=\\?\")[A-Za-z0-9._~+/-]{4,}")
 ISSUED_TOKEN = re.compile(r"sim-[0-9a-f]{36}")  # what the fake partner hands out
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 

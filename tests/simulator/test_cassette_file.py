@@ -59,9 +59,27 @@ def test_binary_and_unicode_bodies_round_trip(tmp_path: Path) -> None:
     writer = CassetteWriter(path)
     writer.write(_interaction(1, b"\xff\xfe not utf-8"))
     writer.write(_interaction(2, "{\"name\":\"Zoë ✓\"}".encode()))
+    writer.write(_interaction(3, "{\"mood\":\"😀\"}".encode()))  # JSON would escape a pair
+    writer.write(_interaction(4, b'{"plain":"ascii \\u0000 \\" \\\\ /"}'))
     writer.close()
-    assert [item.response.body for item in load_cassette(path)] == [
-        b"\xff\xfe not utf-8", "{\"name\":\"Zoë ✓\"}".encode()]
+    bodies = [b"\xff\xfe not utf-8", "{\"name\":\"Zoë ✓\"}".encode(),
+              "{\"mood\":\"😀\"}".encode(), b'{"plain":"ascii \\u0000 \\" \\\\ /"}']
+    assert [item.response.body for item in load_cassette(path)] == bodies
+    vcr_responses = vcr_deserialize(path.read_text(), yamlserializer)[1]
+    assert [response["body"]["string"] for response in vcr_responses] == bodies
+
+
+def test_partnersim_writes_one_json_line_per_interaction(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    writer = CassetteWriter(path)
+    for number in range(3):
+        writer.write(_interaction(number))
+    writer.close()
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ["version: 1", "interactions:"]
+    assert len(lines) == 5 and all(line.startswith("- {") for line in lines[2:])
+    assert [json.loads(line[2:])["request"]["uri"][-5:] for line in lines[2:]] == [
+        "ORD-0", "ORD-1", "ORD-2"]
 
 
 def test_redaction_keeps_json_types_and_forms() -> None:

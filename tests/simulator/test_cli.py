@@ -23,12 +23,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_help_for_every_command() -> None:
-    for args in ([], ["serve"], ["check"]):
+    for args in ([], ["serve"], ["replay"], ["record"], ["check"]):
         result = _run(*args, "--help")
         assert result.returncode == 0
         assert "usage: partnersim" in result.stdout
     assert "--scenario" in _run("serve", "--help").stdout
     assert "FILE:LINE" in _run("check", "--help").stdout
+    assert "--faults" in _run("replay", "--help").stdout
+    assert "--upstream" in _run("record", "--help").stdout
 
 
 def test_check_accepts_the_shipped_scenarios() -> None:

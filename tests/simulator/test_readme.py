@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from simulator import parse_scenario
+from simulator.replay import dataset_faults
 from simulator.scenario import ACTIONS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -24,3 +25,9 @@ def test_the_readme_shows_every_fault_kind() -> None:
                  "reset", "mid_body", "hang", "insert", "update", "delete", "repeat", "expire",
                  "missing", "wrong_type", "null", "unknown_enum", "extra", "http-date"):
         assert f"{kind}" in examples, kind
+
+
+def test_the_readme_storm_overlay_is_a_valid_replay_overlay() -> None:
+    storm = re.search(r"cat > storm.yaml <<'YAML'\n(.*?)YAML\n", README, flags=re.DOTALL)
+    assert storm is not None
+    assert not dataset_faults(parse_scenario(storm.group(1)))
