@@ -73,8 +73,11 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, *, connections: int, seconds: float, token: str | None = None) -> Load:
+def wrk(url: str, *, connections: int, seconds: float, token: str | None = None,
+        script: Path | None = None) -> Load:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True,

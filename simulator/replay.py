@@ -13,9 +13,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote
 
 from simulator.cassette import Interaction
 from simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
@@ -33,8 +32,9 @@ CLOSEST = 3
 MAX_CANDIDATES = 10_000  # how many recorded requests a miss compares itself with
 
 
-@dataclass(frozen=True, slots=True)
-class RequestKey:
+class RequestKey(NamedTuple):
+    """What a request is matched on (a tuple: hashing it is the whole lookup)."""
+
     method: str
     path: str
     query: tuple[tuple[str, str], ...]
@@ -42,8 +42,9 @@ class RequestKey:
 
     @classmethod
     def of(cls, method: str, path: str, query_string: str, body: bytes | None) -> RequestKey:
-        query = tuple(sorted(parse_qsl(query_string, keep_blank_values=True)))
-        return cls(method.upper(), unquote(path) or "/", query, body)
+        query = tuple(sorted(parse_qsl(query_string, keep_blank_values=True))) \
+            if query_string else ()
+        return cls(method.upper(), (unquote(path) if "%" in path else path) or "/", query, body)
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path,
@@ -51,8 +52,12 @@ class RequestKey:
 
 
 def recorded_key(interaction: Interaction, match_body: bool) -> RequestKey:
-    parts = urlsplit(interaction.request.uri)
-    return RequestKey.of(interaction.request.method, parts.path, parts.query,
+    # The URI's scheme and host never matter; this split is urlsplit's, for the hot loop.
+    target = interaction.request.uri.partition("://")[2]
+    slash = target.find("/")
+    target = target[slash:] if slash >= 0 else "/"
+    path, _, query = target.partition("#")[0].partition("?")
+    return RequestKey.of(interaction.request.method, path, query,
                          interaction.request.body if match_body else None)
 
 

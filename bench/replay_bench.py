@@ -1,0 +1,123 @@
+"""Replay benchmark: how long `partnersim replay` takes to load a cassette, and
+what one lookup costs, for 1,000 and 100,000 interactions (the cost should not
+grow with the cassette).
+
+Cassettes are generated from the fake partner's own data set: one token
+exchange, then GETs of single orders (real ~0.5 KB bodies). Run by
+`bench/run.py` (`make bench`), or alone:
+
+    .venv/bin/python bench/replay_bench.py
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from run import PYTHON, free_port, process, rss_mb, wrk  # noqa: E402
+
+from simulator.cassette import (  # noqa: E402
+    Interaction,
+    RecordedRequest,
+    RecordedResponse,
+    dump_cassette,
+    load_cassette,
+)
+from simulator.dataset import DatasetSpec, build_store  # noqa: E402
+from simulator.replay import RecordingIndex, RequestKey  # noqa: E402
+
+SIZES = (1_000, 100_000)
+LOOKUPS = 200_000
+
+
+def order_id(number: int) -> str:
+    return f"ORD-{number:06d}"
+
+
+def make_cassette(size: int, directory: Path) -> Path:
+    store = build_store(1, DatasetSpec(orders=size - 1, page_size=50))
+    headers = {"content-type": ["application/json"], "x-ratelimit-limit": ["600"]}
+    interactions = [Interaction(
+        RecordedRequest("POST", "http://partner.test/oauth/token",
+                        b"grant_type=client_credentials&client_id=orderops"
+                        b"&client_secret=<redacted>", {}),
+        RecordedResponse(200, "OK", headers,
+                         b'{"access_token":"<redacted>","token_type":"Bearer","expires_in":3600}'))]
+    for number in range(1, size):
+        interactions.append(Interaction(
+            RecordedRequest("GET", f"http://partner.test/v1/orders/{order_id(number)}", b"",
+                            {"authorization": ["<redacted>"], "accept": ["application/json"]}),
+            RecordedResponse(200, "OK", headers, store.get(order_id(number)) or b"{}")))
+    path = directory / f"replay-{size}.yaml"
+    path.write_text(dump_cassette(interactions))
+    return path
+
+
+def lua_script(size: int, directory: Path) -> Path:
+    """wrk asks for a random recorded order each time (the whole cassette, not one key)."""
+    script = directory / f"random-{size}.lua"
+    script.write_text(
+        f"math.randomseed(42)\n"
+        f"request = function()\n"
+        f"  return wrk.format(nil, string.format('/v1/orders/ORD-%06d', "
+        f"math.random(1, {size - 1})))\n"
+        f"end\n")
+    return script
+
+
+def in_process(path: Path, size: int) -> tuple[float, float]:
+    """(seconds to load and index, µs per lookup) in this process."""
+    started = time.perf_counter()
+    index = RecordingIndex(load_cassette(path))
+    loaded = time.perf_counter() - started
+    rng = random.Random(7)
+    keys = [RequestKey.of("GET", f"/v1/orders/{order_id(rng.randrange(1, size))}", "", None)
+            for _ in range(LOOKUPS)]
+    started = time.perf_counter()
+    for key in keys:
+        index.next_for(key)
+    return loaded, (time.perf_counter() - started) / LOOKUPS * 1e6
+
+
+def over_http(path: Path, size: int, directory: Path, seconds: float) -> tuple[float, object,
+                                                                              float]:
+    """(seconds until `partnersim replay` answers, wrk load, RSS MB after)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [PYTHON, "-m", "simulator.cli", "replay", str(path), "--port", str(port)]
+    started = time.perf_counter()
+    with process(command, f"{base}/__sim/health") as proc:
+        ready = time.perf_counter() - started
+        script = lua_script(size, directory)
+        wrk(base, connections=64, seconds=2, script=script)  # warm-up
+        load = wrk(base, connections=64, seconds=seconds, script=script)
+        return ready, load, rss_mb(proc.pid)
+
+
+def replay_section(seconds: float) -> list[str]:
+    lines = ["| interactions | file MB | load + index s (in process) | `partnersim replay` "
+             "ready s | lookup µs (in process) | req/s (wrk, random recorded order) | "
+             "p99 ms | RSS MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory(prefix="partnerkit-replay-") as name:
+        directory = Path(name)
+        for size in SIZES:
+            path = make_cassette(size, directory)
+            loaded, lookup_us = in_process(path, size)
+            ready, load, rss = over_http(path, size, directory, seconds)
+            lines.append(
+                f"| {size:,} | {path.stat().st_size / 1e6:.1f} | {loaded:.2f} | {ready:.2f} | "
+                f"{lookup_us:.2f} | {load.requests_per_s:,.0f} | {load.p99_ms:.2f} | "  # type: ignore[attr-defined]
+                f"{rss:.0f} |")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(replay_section(5.0)))
