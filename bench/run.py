@@ -271,7 +271,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the Python targets")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["delay", "memory"],
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["throughput", "delay", "memory", "replay", "client"],
                         help="parts to leave out")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -284,8 +285,10 @@ def main() -> int:
               f"{platform.python_implementation()} {platform.python_version()}; "
               f"`wrk -t1 -c64 -d{args.duration:g}s --latency` on loopback, "
               f"`GET {ORDER_PATH}`, journal on.\n")
-    sections = [header, f"### Throughput (best of {args.rounds} interleaved rounds)\n",
-                table(throughput(args.duration, args.rounds))]
+    sections = [header]
+    if "throughput" not in args.skip:
+        sections += [f"### Throughput (best of {args.rounds} interleaved rounds)\n",
+                     table(throughput(args.duration, args.rounds))]
     if "delay" not in args.skip:
         sections.append("\n### Delay accuracy (fixed_ms: 100; error = observed − 100 ms)\n")
         sections.append("| clients | requests | p50 error ms | p99 error ms | max error ms |")
@@ -297,6 +300,17 @@ def main() -> int:
         before, after, done = memory(args.duration)
         sections.append(f"\n### Memory\n\nRSS {before:.0f} MB before, {after:.0f} MB after "
                         f"{done:,} requests with the journal on (ring buffer of 10,000).")
+    if "replay" not in args.skip:
+        from replay_bench import replay_section
+
+        sections.append("\n### Replay (`partnersim replay`, wrk -c64 asking for random "
+                        "recorded orders)\n")
+        sections += replay_section(args.duration)
+    if "client" not in args.skip:
+        from client_bench import client_section
+
+        sections.append("\n### Client\n")
+        sections += client_section()
     report = "\n".join(sections) + "\n"
     print(report)
     with (BENCH / "results.md").open("a") as results:
