@@ -21,6 +21,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 #: The scope key under which the control sits.
 CONNECTION_CONTROL = "partnersim.connection"
 _LINGER_RESET = struct.pack("ii", 1, 0)
+#: The most a request line plus headers may take (h11's own bound is set alike in server.py).
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class ConnectionControl:
@@ -59,12 +61,53 @@ class ConnectionControl:
         self._protocol.transport.close()
 
 
+def _refuse_head(transport: Any) -> None:
+    message = f"request line and headers are limited to {MAX_HEAD_BYTES} bytes".encode()
+    transport.write(
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        b"content-length: " + str(len(message)).encode() + b"\r\n\r\n" + message)
+    transport.close()
+
+
+class HeadTooLarge(Exception):
+    """The request line and headers passed MAX_HEAD_BYTES."""
+
+
 class FaultableHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol (the fast stack) with a ConnectionControl."""
+    """uvicorn's httptools protocol (the fast stack) with a ConnectionControl,
+    and a bound on the request head: llhttp has none, so a client could make
+    uvicorn hold any number of header bytes; past MAX_HEAD_BYTES it gets 431."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._control = ConnectionControl(self)
+        self._head_bytes = 0
+        self._head_too_large = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise HeadTooLarge  # llhttp stops; uvicorn answers through send_400_response
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
+            _refuse_head(self.transport)
+        else:
+            super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -73,11 +116,21 @@ class FaultableHttpToolsProtocol(HttpToolsProtocol):
 
 
 class FaultableH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol (pure Python) with a ConnectionControl."""
+    """uvicorn's h11 protocol (pure Python) with a ConnectionControl, and 431
+    for a head past MAX_HEAD_BYTES (h11's max_incomplete_event_size)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._control = ConnectionControl(self)
+
+    def send_400_response(self, msg: str) -> None:
+        # h11 refuses a head longer than max_incomplete_event_size with a 431 hint
+        # that uvicorn turns into a 400; the oversized buffer is still there to see.
+        buffered = getattr(self.conn, "_receive_buffer", b"")
+        if len(buffered) > MAX_HEAD_BYTES:
+            _refuse_head(self.transport)
+        else:
+            super().send_400_response(msg)
 
     def handle_events(self) -> None:
         before = self.cycle

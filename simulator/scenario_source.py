@@ -7,6 +7,7 @@ they are the errors a dict from Python can never have.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,13 @@ def format_path(path: Path) -> str:
     return text or "$"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a scenario, and where."""
@@ -40,8 +48,9 @@ class Problem:
     line: int | None = None
 
     def render(self, source: str = "scenario") -> str:
+        """One line, whatever the scenario held (control characters are escaped)."""
         where = f"{source}:{self.line}" if self.line is not None else source
-        return f"{where}: {self.path}: {self.message}"
+        return _one_line(f"{where}: {self.path}: {self.message}")
 
     def as_json(self) -> dict[str, Any]:
         return {"path": self.path, "line": self.line, "message": self.message}
@@ -127,6 +136,31 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
                               lines.get(path)))
 
 
+def _too_deep_flow(text: str) -> int | None:
+    """The line where `[`/`{` nesting passes twice MAX_DEPTH, outside quotes, or None.
+
+    The YAML parser would find it too, but only after recursing a thousand
+    frames deep, which takes seconds: this scan takes milliseconds."""
+    if text.count("[") + text.count("{") <= 2 * MAX_DEPTH:
+        return None
+    depth, line, quote = 0, 1, ""
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > 2 * MAX_DEPTH:
+                return line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
 def load_source(text: str | bytes) -> Located:
     """Parse scenario text; raises SourceError with a line on any syntax fault."""
     if isinstance(text, bytes):
@@ -138,6 +172,8 @@ def load_source(text: str | bytes) -> Located:
             raise SourceError(Problem("$", f"not UTF-8 (byte {exc.start})", 1)) from exc
     if len(text) > MAX_SOURCE_BYTES:
         raise SourceError(Problem("$", f"larger than {MAX_SOURCE_BYTES} characters", 1))
+    if (line := _too_deep_flow(text)) is not None:
+        raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", line))
     yaml = YAML(typ="rt", pure=True)
     try:
         node = yaml.load(text)

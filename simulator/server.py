@@ -23,7 +23,7 @@ import uvicorn
 from simulator.app import create_app, create_replay_app
 from simulator.cassette import CassetteWriter, Interaction, load_cassette
 from simulator.fault_middleware import ASGIApp
-from simulator.protocols import PROTOCOLS
+from simulator.protocols import MAX_HEAD_BYTES, PROTOCOLS
 from simulator.recorder import RecorderApp
 from simulator.replay import RecordingIndex, ReplayState
 from simulator.scenario import Scenario, load_scenario_file, parse_scenario
@@ -95,7 +95,7 @@ def make_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
         log_level=log_level,
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
         timeout_keep_alive=5,
-        h11_max_incomplete_event_size=32 * 1024,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         server_header=False,
         proxy_headers=False,
         date_header=True,
