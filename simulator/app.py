@@ -6,11 +6,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import Route
 
 from simulator.admin_api import AdminAPI
 from simulator.fault_middleware import FaultMiddleware
-from simulator.partner_api import PartnerAPI, error_response, not_found
+from simulator.partner_api import PartnerAPI, PartnerRouter, error_response
 from simulator.replay import ReplayAPI, ReplayState
 from simulator.scenario import Scenario
 from simulator.state import PartnerState
@@ -35,7 +35,7 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
     """A fake partner as an ASGI app: serve it with uvicorn, or call it in
     process through `httpx.ASGITransport` (connection faults then raise)."""
     state = state or PartnerState(scenario, journal_size=journal_size)
-    api = Router(routes=PartnerAPI(state).routes(), default=not_found)
+    api = PartnerRouter(PartnerAPI(state))
     admin = _starlette(AdminAPI(state, admin_token).routes())
     return PartnerApp(api, admin, state)
 
