@@ -172,6 +172,14 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     return 0
 
 
+def _freeze_startup_objects() -> None:
+    """What exists at startup (modules, the data set, a cassette's recordings) lives
+    as long as the process: keep the cyclic GC from scanning it again and again —
+    each full pass over it was a pause of every request in flight."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(args: argparse.Namespace) -> int:
     if _refuse_remote(args):
         return EXIT_INVALID
@@ -183,6 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
     state = PartnerState(scenario, journal_size=max(1, args.journal_size),
                          client_id=args.client_id, client_secret=args.client_secret)
     app = create_app(state=state, admin_token=args.admin_token)
+    _freeze_startup_objects()
     status = _run(app, args, lambda url: [
         f"partnersim: fake partner '{scenario.name}' (seed {scenario.seed}, "
         f"{len(state.store)} orders, {len(scenario.rules)} rule(s))",
@@ -213,10 +222,7 @@ def _replay(args: argparse.Namespace) -> int:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
     loaded_s = time.perf_counter() - started
-    # The recordings live as long as the process: keep the cyclic GC from scanning
-    # them again and again (with 100,000 interactions each full pass took 0.5 s).
-    gc.collect()
-    gc.freeze()
+    _freeze_startup_objects()  # with 100,000 recordings a full GC pass took 0.5 s
     app = create_replay_app(state, admin_token=args.admin_token)
     overlay = (f"fault overlay '{state.scenario.name}' ({len(state.scenario.rules)} rule(s))"
                if args.faults else "no fault overlay")
