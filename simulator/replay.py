@@ -10,15 +10,17 @@ looks further, to name the closest recorded requests.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from simulator.cassette import Interaction
 from simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
 from simulator.partner_api import json_response
+from simulator.redaction import FORM, redact_body
 from simulator.scenario import CursorDrift, Scenario, ScenarioError
 from simulator.scenario_source import Problem
 from simulator.state import PartnerState
@@ -51,14 +53,35 @@ class RequestKey(NamedTuple):
                 "query": {name: value for name, value in self.query}}
 
 
+def comparable_body(body: bytes, content_type: str) -> bytes:
+    """A body as `--match-body` compares it: redacted by the rules the cassette was
+    written with (a live client sends the real secret), JSON keys and form fields
+    in a fixed order (their order carries no meaning)."""
+    body = redact_body(body, content_type)
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        except (ValueError, RecursionError):
+            return body
+    if media_type == FORM:
+        try:
+            return urlencode(sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+                             ).encode()
+        except UnicodeDecodeError:
+            return body
+    return body
+
+
 def recorded_key(interaction: Interaction, match_body: bool) -> RequestKey:
     # The URI's scheme and host never matter; this split is urlsplit's, for the hot loop.
     target = interaction.request.uri.partition("://")[2]
     slash = target.find("/")
     target = target[slash:] if slash >= 0 else "/"
     path, _, query = target.partition("#")[0].partition("?")
-    return RequestKey.of(interaction.request.method, path, query,
-                         interaction.request.body if match_body else None)
+    request = interaction.request
+    body = comparable_body(request.body, request.header("content-type")) if match_body else None
+    return RequestKey.of(request.method, path, query, body)
 
 
 def differences(recorded: RequestKey, got: RequestKey) -> list[str]:
@@ -163,6 +186,10 @@ class ReplayAPI:
                                            "message": f"at most {MAX_BODY_BYTES} bytes"})
             await response(scope, receive, send)
             return
+        if self.index.match_body:
+            content_type = next((value.decode("latin-1") for name, value in scope["headers"]
+                                 if name.lower() == b"content-type"), "")
+            body = comparable_body(body, content_type)
         key = RequestKey.of(scope["method"], scope["path"],
                             scope["query_string"].decode("latin-1"),
                             body if self.index.match_body else None)

@@ -171,3 +171,25 @@ def test_a_lookup_does_not_scan_the_cassette() -> None:
     nearest = index.closest(RequestKey.of("GET", "/v1/orders/ORD-x", "", None))
     assert len(nearest) == 3
     assert all(item["differences"][0].startswith("path: ") for item in nearest)
+
+
+def test_match_body_sees_through_redaction_and_field_order() -> None:
+    token = Interaction(
+        RecordedRequest("POST", "http://p.test/oauth/token",
+                        b"grant_type=client_credentials&client_id=orderops"
+                        b"&client_secret=<redacted>",
+                        {"content-type": ["application/x-www-form-urlencoded"]}),
+        RecordedResponse(200, "OK", {"content-type": ["application/json"]},
+                         b'{"access_token":"<redacted>"}'))
+    note = Interaction(
+        RecordedRequest("POST", "http://p.test/v1/notes", b'{"a":1,"b":[2,3]}',
+                        {"content-type": ["application/json"]}),
+        RecordedResponse(201, "Created", {}, b"noted"))
+    with ReplayPartner([token, note], match_body=True) as partner:
+        answer = httpx.post(f"{partner.url}/oauth/token", data={
+            "client_secret": "the-real-one", "grant_type": "client_credentials",
+            "client_id": "orderops"})
+        assert answer.status_code == 200  # the live secret is redacted before matching
+        again = httpx.post(f"{partner.url}/v1/notes", content=b'{"b": [2, 3], "a": 1}',
+                           headers={"content-type": "application/json"})
+        assert again.status_code == 201
