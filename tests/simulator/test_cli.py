@@ -64,10 +64,15 @@ def test_check_never_prints_a_traceback(tmp_path: Path, content: bytes) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_serve_refuses_a_non_loopback_address_without_a_flag() -> None:
-    result = _run("serve", "--host", "0.0.0.0", "--port", "0")
+@pytest.mark.parametrize("command", [
+    ["serve"], ["replay", "cassettes/production/orders-sync.yaml"],
+    ["record", "--upstream", "http://127.0.0.1:9", "--out", "never-written.yaml"],
+])
+def test_every_server_refuses_a_non_loopback_address_without_a_flag(command: list[str]) -> None:
+    result = _run(*command, "--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2
     assert "--allow-remote" in result.stderr
+    assert not (REPO / "never-written.yaml").exists()
 
 
 def test_serve_refuses_a_bad_scenario(tmp_path: Path) -> None:

@@ -193,3 +193,20 @@ def test_match_body_sees_through_redaction_and_field_order() -> None:
         again = httpx.post(f"{partner.url}/v1/notes", content=b'{"b": [2, 3], "a": 1}',
                            headers={"content-type": "application/json"})
         assert again.status_code == 201
+
+
+def test_the_admin_token_is_enforced_in_replay() -> None:
+    with ReplayPartner(CASSETTE, admin_token="s3cret-admin") as partner:
+        assert httpx.get(f"{partner.url}/__sim/journal").status_code == 401
+        allowed = httpx.get(f"{partner.url}/__sim/journal",
+                            headers={"x-admin-token": "s3cret-admin"})
+        assert allowed.status_code == 200
+
+
+def test_an_oversized_request_body_is_413_not_held(http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(11):
+            yield b"x" * 1024 * 1024
+    answer = http.post("/v1/orders/ORD-1/acknowledgements", content=chunks())
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "request_too_large"
