@@ -386,16 +386,7 @@ def check_a1(observation: Observation) -> list[Violation]:
     no secret in the outcome."""
     violations = []
     timeout = observation.settings.timeout
-    refusals = [e for e in api_entries(observation)
-                if e["status"] == 401 and seen_by_client(e, timeout)]
-    # A token answer that came about as late as the timeout may never have reached
-    # the client, which then rightly asked again.
-    fetched = [e for e in token_entries(observation)
-               if e["status"] == 200 and seen_by_client(e, timeout)]
-    if len(fetched) > 1 + len(refusals):
-        violations.append(Violation(
-            "A1", f"{len(fetched)} tokens fetched for {len(refusals)} refusal(s): a token must "
-                  f"be reused until refused or expired", fetched[1 + len(refusals)]["seq"]))
+    violations += _needless_token_fetches(observation)
     groups = operations(observation)
     for group in groups:
         refused = [index for index, e in enumerate(group)
@@ -409,17 +400,55 @@ def check_a1(observation: Observation) -> list[Violation]:
                     "A1", f"a second 401 should raise AuthenticationError, not "
                           f"{type(observation.outcome).__name__}", group[refused[1]]["seq"]))
     if groups and _is(observation.outcome, AuthenticationError):
-        final_refusals = [e for e in groups[-1] if e["status"] == 401]
-        if len(final_refusals) == 1 and len(groups[-1]) < observation.settings.max_attempts:
-            violations.append(Violation("A1", "raised AuthenticationError after one 401 "
-                                              "without refreshing the token",
-                                        final_refusals[0]["seq"]))
+        violations += _gave_up_without_refreshing(observation, groups)
     text = f"{observation.outcome!s} {observation.outcome!r}"
     for secret in observation.secrets:
         if secret and secret in text:
             violations.append(Violation("A1", "a secret appears in the operation's outcome"))
             break
     return violations
+
+
+def _needless_token_fetches(observation: Observation) -> list[Violation]:
+    """A token is fetched again only after a 401, or when the last fetch never
+    gave the client a token: a token it has used (whatever the answer, short
+    of 401) is a token it has, and must keep."""
+    have_token_since: int | None = None  # seq of the fetch whose token the client used
+    fetched_at: int | None = None
+    for entry in sorted(observation.journal, key=lambda e: int(e["seq"])):
+        if entry["path"] == TOKEN_PATH:
+            if have_token_since is not None:
+                return [Violation("A1", f"fetched a new token while the one of journal seq "
+                                        f"{have_token_since} was still good (no 401 since): "
+                                        f"a token must be reused until refused or expired",
+                                  entry["seq"])]
+            fetched_at = entry["seq"] if entry["status"] == 200 else None
+        elif entry["status"] == 401:
+            have_token_since = fetched_at = None
+        elif fetched_at is not None:
+            have_token_since = fetched_at  # the client sent an API request with it
+    return []
+
+
+def _gave_up_without_refreshing(observation: Observation,
+                                groups: list[list[Entry]]) -> list[Violation]:
+    """AuthenticationError after a single 401 is right only when no attempt was
+    left: failed token fetches use up attempts of the operation too."""
+    last = groups[-1]
+    refusals = [e for e in last if e["status"] == 401]
+    if len(refusals) != 1:
+        return []
+    since = groups[-2][-1]["seq"] if len(groups) > 1 else 0
+    tokens = [e for e in token_entries(observation) if e["seq"] > since]
+    if any(e["seq"] > refusals[0]["seq"] for e in tokens):
+        return []  # it did try to refresh
+    failed_fetches = [e for e in tokens if e["seq"] < refusals[0]["seq"]
+                      and not (e["status"] == 200
+                               and seen_by_client(e, observation.settings.timeout))]
+    if len(last) + len(failed_fetches) >= observation.settings.max_attempts:
+        return []
+    return [Violation("A1", "raised AuthenticationError after one 401 without refreshing "
+                            "the token", refusals[0]["seq"])]
 
 
 def expected_order(payload: Mapping[str, Any]) -> Order | None:

@@ -196,3 +196,32 @@ def test_a1_a_second_401_must_end_in_authentication_error() -> None:
     assert "should raise AuthenticationError" in report.violations[0].message
     right = Observation("get_order", AuthenticationError("refused"), 0.02, journal, settings)
     assert judge(right, ["A1"]).passed
+
+
+def _token(seq: int, status: int | None, duration_ms: float = 1.0) -> dict[str, Any]:
+    return {**_entry(seq, status, seq / 100), "method": "POST", "path": "/oauth/token",
+            "headers": {}, "duration_ms": duration_ms}
+
+
+def test_a1_failed_token_fetches_use_up_attempts() -> None:
+    """Found by `make soak` (seed 1573107406): two token fetches cut by resets, then a
+    401 on the last of 3 attempts; AuthenticationError is then right, not a violation."""
+    from client.errors import AuthenticationError
+
+    journal = [_token(1, None), _token(2, None), _token(3, 200), _entry(4, 401, 0.04)]
+    observation = Observation("get_order", AuthenticationError("refused"), 0.05, journal,
+                              _settings({}))
+    assert judge(observation, ["A1"]).passed
+    early = Observation("get_order", AuthenticationError("refused"), 0.05,
+                        [_token(3, 200), _entry(4, 401, 0.04)], _settings({}))
+    assert "without refreshing" in judge(early, ["A1"]).violations[0].message
+
+
+def test_a1_a_token_the_client_never_got_may_be_fetched_again() -> None:
+    """Found by `make soak` on a loaded machine: the first token answer came too late
+    for the client, which rightly asked again before any API request."""
+    journal = [_token(1, 200, duration_ms=150.0), _token(2, 200), _entry(3, 200, 0.03)]
+    assert judge(Observation("get_order", None, 0.05, journal, _settings({})), ["A1"]).passed
+    reused_wrongly = [_token(1, 200), _entry(2, 200, 0.02), _token(3, 200), _entry(4, 200, 0.04)]
+    report = judge(Observation("get_order", None, 0.05, reused_wrongly, _settings({})), ["A1"])
+    assert [v.seq for v in report.violations] == [3]
