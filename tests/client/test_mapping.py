@@ -9,10 +9,21 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client import Order, OrderLine, OrderStatus
 from client.errors import PartnerContractError
-from client.mapping import map_order, map_page, map_token, parse_json
+from client.mapping import (
+    _Invalid,
+    _order,
+    _valid_order,
+    map_order,
+    map_page,
+    map_token,
+    parse_json,
+)
+from contracts.strategies import broken_partner_orders, partner_orders
 
 ORDER: dict[str, Any] = {
     "order_id": "ORD-000123", "state": "paid", "subtotal_cents": 8801, "currency": "EUR",
@@ -162,3 +173,23 @@ def test_no_partner_field_name_leaks_past_the_mapping_module() -> None:
         for name in partner_names:
             assert name not in text, f"{name} appears in client/{module.name}"
     assert json.dumps  # keep the json import honest
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.one_of(partner_orders(), broken_partner_orders().map(lambda pair: pair[0])))
+def test_the_fast_path_agrees_with_the_located_reader(payload: dict[str, Any]) -> None:
+    """`_valid_order` (the fast path) accepts only what `_order` accepts, and maps it
+    the same; anything else goes to `_order` for the located error."""
+    fast = _valid_order(copy.deepcopy(payload))
+    try:
+        slow = _order(copy.deepcopy(payload), "")
+    except _Invalid:
+        assert fast is None
+    else:
+        assert fast is None or fast == slow
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=partner_orders())
+def test_the_fast_path_takes_every_valid_order(payload: dict[str, Any]) -> None:
+    assert _valid_order(payload) == _order(payload, "")
