@@ -37,40 +37,41 @@ MAX_PROBLEMS = 20
 Headers = dict[str, list[str]]
 
 
+class _Message:
+    """What a recorded request and response share: headers as VCR.py keeps them."""
+
+    __slots__ = ()
+    headers: Headers
+
+    def header(self, name: str) -> str:
+        """The first value of a header, by case-insensitive name ("" if absent)."""
+        name = name.lower()
+        for key, values in self.headers.items():
+            if key.lower() == name and values:
+                return values[0]
+        return ""
+
+
 @dataclass(frozen=True, slots=True)
-class RecordedRequest:
+class RecordedRequest(_Message):
     method: str
     uri: str
     body: bytes
     headers: Headers
 
-    def header(self, name: str) -> str:
-        return _first(self.headers, name)
-
 
 @dataclass(frozen=True, slots=True)
-class RecordedResponse:
+class RecordedResponse(_Message):
     status: int
     reason: str
     headers: Headers
     body: bytes
-
-    def header(self, name: str) -> str:
-        return _first(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
     request: RecordedRequest
     response: RecordedResponse
-
-
-def _first(headers: Headers, name: str) -> str:
-    name = name.lower()
-    for key, values in headers.items():
-        if key.lower() == name and values:
-            return values[0]
-    return ""
 
 
 class CassetteError(ValueError):
