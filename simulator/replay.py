@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from simulator.cassette import Interaction
+from simulator.cassette import Interaction, RecordedResponse
 from simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
 from simulator.partner_api import json_response
 from simulator.redaction import FORM, redact_body
@@ -178,6 +178,7 @@ class ReplayAPI:
 
     def __init__(self, index: RecordingIndex) -> None:
         self.index = index
+        self._heads: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, MAX_BODY_BYTES)
@@ -212,13 +213,21 @@ class ReplayAPI:
         if entry is not None:
             entry["replayed"] = number
         recorded = interaction.response
-        headers = [(name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
-                   for name, values in recorded.headers.items()
-                   if name.lower() not in TRANSFER_HEADERS for value in values]
-        headers.append((b"content-length", str(len(recorded.body)).encode()))
+        head = self._heads.get(number)
+        if head is None:  # built once per recording, on its first use
+            head = self._heads[number] = _raw_head(recorded)
         await send({"type": "http.response.start", "status": recorded.status,
-                    "headers": headers})
+                    "headers": list(head)})
         await send({"type": "http.response.body", "body": recorded.body})
+
+
+def _raw_head(recorded: RecordedResponse) -> tuple[tuple[bytes, bytes], ...]:
+    """The recorded headers as ASGI wants them, with a content-length for the body."""
+    headers = [(name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
+               for name, values in recorded.headers.items()
+               if name.lower() not in TRANSFER_HEADERS for value in values]
+    headers.append((b"content-length", str(len(recorded.body)).encode()))
+    return tuple(headers)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
