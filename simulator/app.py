@@ -44,4 +44,4 @@ def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> 
     """A fake partner answering from a cassette, with the fault overlay and the
     admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
     admin = _starlette(AdminAPI(state, admin_token).routes())
-    return PartnerApp(ReplayAPI(state.index), admin, state, check_tokens=False)
+    return PartnerApp(ReplayAPI(state.index), admin, state, simulated=False)

@@ -112,11 +112,13 @@ class FaultMiddleware:
     """Wraps the partner API; admin requests under /__sim go to `admin` untouched."""
 
     def __init__(self, api: ASGIApp, admin: ASGIApp, state: PartnerState, *,
-                 check_tokens: bool = True) -> None:
+                 simulated: bool = True) -> None:
         self.api = api
         self.admin = admin
         self.state = state
-        self.check_tokens = check_tokens  # replay answers 401s only where they were recorded
+        # False in replay: the answers are recorded ones, so no token is checked (a 401
+        # comes only where one was recorded) and no rate-limit header is made up.
+        self.simulated = simulated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,7 +134,7 @@ class FaultMiddleware:
         query = first_values(query_string) if query_string else {}
         entry = self.state.journal.open(time.time(), scope["method"], path, query, headers)
         scope[JOURNAL_ENTRY] = entry
-        exchange = _Exchange(scope, receive, send, entry, headers, self.state)
+        exchange = _Exchange(scope, receive, send, entry, headers, self.state, self.simulated)
         try:
             await self._handle(exchange, RequestInfo(scope["method"], path, query_string, query,
                                                      headers))
@@ -143,7 +145,7 @@ class FaultMiddleware:
 
     async def _handle(self, exchange: _Exchange, request: RequestInfo) -> None:
         state = self.state
-        if self.check_tokens and request.path not in OPEN_PATHS:
+        if self.simulated and request.path not in OPEN_PATHS:
             token = _bearer(request.headers)
             if token is None:
                 await exchange.emit(_unauthorized("missing bearer token"))
@@ -263,7 +265,7 @@ class _Exchange:
     """One request/response cycle: how an answer goes out, or fails to."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any],
-                 headers: dict[str, str], state: PartnerState) -> None:
+                 headers: dict[str, str], state: PartnerState, simulated: bool = True) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -274,7 +276,7 @@ class _Exchange:
         request_id = headers.get("x-request-id")
         if request_id is not None:
             self.extra.append((b"x-request-id", request_id.encode("latin-1")))
-        if scope["path"].startswith("/v1/"):
+        if simulated and scope["path"].startswith("/v1/"):
             self.extra.append((b"x-ratelimit-limit", b"600"))
             remaining = state.nominal.remaining(time.time())
             self.extra.append((b"x-ratelimit-remaining", str(remaining).encode()))
