@@ -152,8 +152,9 @@ def _print_problems(source: str, problems: Sequence[object]) -> None:
 
 def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[str]], *,
          release: Callable[[], None] = lambda: None,
-         aclose: Callable[[], Awaitable[None]] | None = None) -> int:
-    """Serve `app` in the foreground until SIGINT/SIGTERM, then exit 0."""
+         aclose: Callable[[], Awaitable[None]] | None = None,
+         farewell: Callable[[], str] = lambda: "partnersim: stopped") -> int:
+    """Serve `app` in the foreground until SIGINT/SIGTERM, say `farewell()`, exit 0."""
     try:
         sock, url = bind(args.host, args.port)
     except OSError as exc:
@@ -169,6 +170,7 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=[sock])
+    print(farewell(), flush=True)
     return 0
 
 
@@ -192,7 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
                          client_id=args.client_id, client_secret=args.client_secret)
     app = create_app(state=state, admin_token=args.admin_token)
     _freeze_startup_objects()
-    status = _run(app, args, lambda url: [
+    return _run(app, args, lambda url: [
         f"partnersim: fake partner '{scenario.name}' (seed {scenario.seed}, "
         f"{len(state.store)} orders, {len(scenario.rules)} rule(s))",
         f"  url:           {url}",
@@ -200,8 +202,6 @@ def _serve(args: argparse.Namespace) -> int:
         f"  client_secret: {args.client_secret}",
         f"  admin:         {url}/__sim/health",
     ], release=state.waits.release_all)
-    print("partnersim: stopped", flush=True)
-    return status
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -226,7 +226,7 @@ def _replay(args: argparse.Namespace) -> int:
     app = create_replay_app(state, admin_token=args.admin_token)
     overlay = (f"fault overlay '{state.scenario.name}' ({len(state.scenario.rules)} rule(s))"
                if args.faults else "no fault overlay")
-    status = _run(app, args, lambda url: [
+    return _run(app, args, lambda url: [
         f"partnersim: replaying {args.cassette} ({len(index)} interactions, "
         f"{index.stats()['distinct_requests']} distinct requests, loaded in {loaded_s:.2f} s; "
         f"{overlay})",
@@ -235,8 +235,6 @@ def _replay(args: argparse.Namespace) -> int:
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
         f"  admin:         {url}/__sim/health",
     ], release=state.waits.release_all)
-    print("partnersim: stopped", flush=True)
-    return status
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -265,17 +263,16 @@ def _record(args: argparse.Namespace) -> int:
     app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout,
                       stable=args.stable)
     try:
-        status = _run(app, args, lambda url: [
+        return _run(app, args, lambda url: [
             f"partnersim: recording {args.upstream} into {out} "
             f"({writer.count} interactions so far)",
             f"  url:           {url}   (point the client here)",
             "  secrets:       written as <redacted>",
             f"  health:        {url}/__sim/health",
-        ], aclose=app.aclose)
+        ], aclose=app.aclose,
+            farewell=lambda: f"partnersim: stopped; {writer.count} interactions in {out}")
     finally:
         writer.close()
-    print(f"partnersim: stopped; {writer.count} interactions in {out}", flush=True)
-    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
