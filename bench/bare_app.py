@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulator.dataset import DatasetSpec, build_store
+from partnerkit.simulator.dataset import DatasetSpec, build_store
 
 STORE = build_store(0, DatasetSpec())
 

@@ -24,10 +24,10 @@ sys.path.insert(0, str(BENCH))
 
 from run import PYTHON, free_port, process, scenario_file  # noqa: E402
 
-from client import AsyncPartnerClient, PartnerClient  # noqa: E402
-from client.mapping import map_page, parse_json  # noqa: E402
-from simulator.dataset import DatasetSpec, build_store  # noqa: E402
-from simulator.state import DEFAULT_CLIENT_SECRET  # noqa: E402
+from partnerkit.client import AsyncPartnerClient, PartnerClient  # noqa: E402
+from partnerkit.client.mapping import map_page, parse_json  # noqa: E402
+from partnerkit.simulator.dataset import DatasetSpec, build_store  # noqa: E402
+from partnerkit.simulator.state import DEFAULT_CLIENT_SECRET  # noqa: E402
 
 ORDERS = 10_000
 PAGE_SIZES = (50, 200)
@@ -57,7 +57,7 @@ def full_sync() -> list[tuple[str, int, float]]:
     data = json.loads(scenario.read_text())
     scenario.write_text(json.dumps({**data, "dataset": {"orders": ORDERS, "page_size": 50}}))
     results = []
-    command = [PYTHON, "-m", "simulator.cli", "serve", "--port", str(port),
+    command = [PYTHON, "-m", "partnerkit.simulator.cli", "serve", "--port", str(port),
                "--scenario", str(scenario)]
     with process(command, f"{base}/__sim/health"):
         _sync(base, 200)  # warm-up

@@ -23,15 +23,15 @@ sys.path.insert(0, str(BENCH))
 
 from run import PYTHON, free_port, process, rss_mb, wrk  # noqa: E402
 
-from simulator.cassette import (  # noqa: E402
+from partnerkit.simulator.cassette import (  # noqa: E402
     Interaction,
     RecordedRequest,
     RecordedResponse,
     dump_cassette,
     load_cassette,
 )
-from simulator.dataset import DatasetSpec, build_store  # noqa: E402
-from simulator.replay import RecordingIndex, RequestKey  # noqa: E402
+from partnerkit.simulator.dataset import DatasetSpec, build_store  # noqa: E402
+from partnerkit.simulator.replay import RecordingIndex, RequestKey  # noqa: E402
 
 SIZES = (1_000, 100_000)
 LOOKUPS = 200_000
@@ -91,7 +91,7 @@ def over_http(path: Path, size: int, directory: Path, seconds: float) -> tuple[f
     """(seconds until `partnersim replay` answers, wrk load, RSS MB after)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [PYTHON, "-m", "simulator.cli", "replay", str(path), "--port", str(port)]
+    command = [PYTHON, "-m", "partnerkit.simulator.cli", "replay", str(path), "--port", str(port)]
     started = time.perf_counter()
     with process(command, f"{base}/__sim/health") as proc:
         ready = time.perf_counter() - started

@@ -159,7 +159,7 @@ def measure(target: str, command: list[str], base: str, *, seconds: float,
 
 
 def partnersim(port: int, scenario: Path | None = None) -> list[str]:
-    command = [PYTHON, "-m", "simulator.cli", "serve", "--port", str(port)]
+    command = [PYTHON, "-m", "partnerkit.simulator.cli", "serve", "--port", str(port)]
     return command + (["--scenario", str(scenario)] if scenario else [])
 
 
@@ -216,7 +216,7 @@ def throughput(seconds: float, rounds: int) -> list[Row]:
     if jar is None:
         print("WireMock skipped: needs java and npm", file=sys.stderr)
     else:
-        from simulator.dataset import DatasetSpec, build_store
+        from partnerkit.simulator.dataset import DatasetSpec, build_store
 
         body = build_store(0, DatasetSpec()).get("ORD-000001") or b"{}"
         port = free_port()

@@ -1,10 +1,10 @@
 """The OrderOps partner client: explicit timeouts, retries, auth, pagination, mapping."""
 
-from client._async import AsyncPartnerClient
-from client._operation import RetryEvent
-from client._sync import PartnerClient
-from client.models import Order, OrderLine, OrderStatus
-from client.retry import RetryPolicy
+from partnerkit.client._async import AsyncPartnerClient
+from partnerkit.client._operation import RetryEvent
+from partnerkit.client._sync import PartnerClient
+from partnerkit.client.models import Order, OrderLine, OrderStatus
+from partnerkit.client.retry import RetryPolicy
 
 __all__ = [
     "AsyncPartnerClient",

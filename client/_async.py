@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 
 import anyio
 
-from client._operation import (
+from partnerkit.client._operation import (
     CursorExpired,
     ForgetToken,
     NeedToken,
@@ -26,12 +26,12 @@ from client._operation import (
     make_settings,
     unexpected,
 )
-from client._pagination import Pager
-from client._transport import AsyncHttp, AsyncTransport, HttpRequest
-from client.errors import PartnerError
-from client.mapping import Token
-from client.models import Order
-from client.retry import Failure, RetryPolicy
+from partnerkit.client._pagination import Pager
+from partnerkit.client._transport import AsyncHttp, AsyncTransport, HttpRequest
+from partnerkit.client.errors import PartnerError
+from partnerkit.client.mapping import Token
+from partnerkit.client.models import Order
+from partnerkit.client.retry import Failure, RetryPolicy
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from client._transport import HttpReply, HttpRequest
-from client.errors import (
+from partnerkit.client._transport import HttpReply, HttpRequest
+from partnerkit.client.errors import (
     AuthenticationError,
     CursorDriftError,
     OrderNotFound,
@@ -24,7 +24,7 @@ from client.errors import (
     PartnerError,
     PartnerTimeout,
 )
-from client.mapping import (
+from partnerkit.client.mapping import (
     ORDERS_PATH,
     TOKEN_PATH,
     OrderPage,
@@ -39,8 +39,8 @@ from client.mapping import (
     parse_json,
     token_form,
 )
-from client.models import Order
-from client.retry import Failure, FailureKind, GiveUp, RetryPolicy
+from partnerkit.client.models import Order
+from partnerkit.client.retry import Failure, FailureKind, GiveUp, RetryPolicy
 
 T = TypeVar("T")
 logger = logging.getLogger("partnerkit.client")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from client.errors import CursorDriftError
-from client.mapping import OrderPage, list_params
-from client.models import Order
+from partnerkit.client.errors import CursorDriftError
+from partnerkit.client.mapping import OrderPage, list_params
+from partnerkit.client.models import Order
 
 
 class Pager:

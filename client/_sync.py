@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from client._operation import (
+from partnerkit.client._operation import (
     CursorExpired,
     ForgetToken,
     NeedToken,
@@ -25,12 +25,12 @@ from client._operation import (
     make_settings,
     unexpected,
 )
-from client._pagination import Pager
-from client._transport import HttpRequest, SyncHttp, SyncTransport
-from client.errors import PartnerError
-from client.mapping import Token
-from client.models import Order
-from client.retry import Failure, RetryPolicy
+from partnerkit.client._pagination import Pager
+from partnerkit.client._transport import HttpRequest, SyncHttp, SyncTransport
+from partnerkit.client.errors import PartnerError
+from partnerkit.client.mapping import Token
+from partnerkit.client.models import Order
+from partnerkit.client.retry import Failure, RetryPolicy
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
-from client._watchdog import WATCHDOG, Alarm
-from client.retry import Failure, FailureKind
+from partnerkit.client._watchdog import WATCHDOG, Alarm
+from partnerkit.client.retry import Failure, FailureKind
 
 # Re-exported so the shells name the types without importing httpx themselves.
 SyncHttp = httpx.Client

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from client.errors import PartnerContractError
-from client.models import Order, OrderLine, OrderStatus
+from partnerkit.client.errors import PartnerContractError
+from partnerkit.client.models import Order, OrderLine, OrderStatus
 
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")

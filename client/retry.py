@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from client.errors import (
+from partnerkit.client.errors import (
     PartnerContractError,
     PartnerError,
     PartnerTimeout,

@@ -22,8 +22,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from simulator.cassette import VOLATILE_HEADERS, stable_headers
-from simulator.redaction import (
+from partnerkit.simulator.cassette import VOLATILE_HEADERS, stable_headers
+from partnerkit.simulator.redaction import (
     SECRET_HEADERS,
     redact_body,
     redact_header_lists,

@@ -10,8 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from client import RetryPolicy
-from contracts.verdicts import ClientSettings, Observation
+from partnerkit.client import RetryPolicy
+from partnerkit.contracts.verdicts import ClientSettings, Observation
 
 
 class JournaledPartner(Protocol):

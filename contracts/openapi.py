@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from simulator.openapi_doc import openapi_bytes
+from partnerkit.simulator.openapi_doc import openapi_bytes
 
 DOCUMENT_URI = "urn:partnerkit:openapi"
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from client import PartnerClient, RetryPolicy
-from contracts.harness import client_settings
-from contracts.remote import RemotePartner
-from contracts.verdicts import ClientSettings
-from simulator import FakePartner, load_scenario_file
+from partnerkit.client import PartnerClient, RetryPolicy
+from partnerkit.contracts.harness import client_settings
+from partnerkit.contracts.remote import RemotePartner
+from partnerkit.contracts.verdicts import ClientSettings
+from partnerkit.simulator import FakePartner, load_scenario_file
 
 EMPTY_SCENARIO: dict[str, Any] = {"name": "empty", "rules": []}
 SUFFIXES = (".yaml", ".yml", ".json")

@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from client.errors import (
+from partnerkit.client.errors import (
     AuthenticationError,
     CursorDriftError,
     PartnerContractError,
@@ -27,7 +27,7 @@ from client.errors import (
     PartnerUnavailable,
     RateLimited,
 )
-from client.models import Order, OrderLine, OrderStatus
+from partnerkit.client.models import Order, OrderLine, OrderStatus
 
 Entry = Mapping[str, Any]
 DEADLINE_SLACK = 0.25  # T1

@@ -24,8 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from client import PartnerClient  # noqa: E402
-from simulator.server import FakePartner, RecordingProxy  # noqa: E402
+from partnerkit.client import PartnerClient  # noqa: E402
+from partnerkit.simulator.server import FakePartner, RecordingProxy  # noqa: E402
 
 CASSETTE = ROOT / "cassettes" / "production" / "orders-sync.yaml"
 URI_BASE = "http://partner.test"

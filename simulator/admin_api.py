@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulator.partner_api import error_response, json_response, read_limited
-from simulator.scenario import ScenarioError, parse_scenario
-from simulator.state import PartnerState
+from partnerkit.simulator.partner_api import error_response, json_response, read_limited
+from partnerkit.simulator.scenario import ScenarioError, parse_scenario
+from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
 

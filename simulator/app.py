@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulator.admin_api import AdminAPI
-from simulator.fault_middleware import FaultMiddleware
-from simulator.partner_api import PartnerAPI, PartnerRouter, error_response
-from simulator.replay import ReplayAPI, ReplayState
-from simulator.scenario import Scenario
-from simulator.state import PartnerState
+from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.fault_middleware import FaultMiddleware
+from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter, error_response
+from partnerkit.simulator.replay import ReplayAPI, ReplayState
+from partnerkit.simulator.scenario import Scenario
+from partnerkit.simulator.state import PartnerState
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from simulator.scenario import SchemaDrift
+from partnerkit.simulator.scenario import SchemaDrift
 
 HTML_ERROR_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import yaml
 
-from simulator.redaction import redact_body, redact_header_lists, redact_query_string
+from partnerkit.simulator.redaction import redact_body, redact_header_lists, redact_query_string
 
 CASSETTE_VERSION = 1
 ABSOLUTE_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)

@@ -12,19 +12,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from simulator.app import create_app, create_replay_app
-from simulator.cassette import CassetteError, CassetteWriter, load_cassette
-from simulator.fault_middleware import ASGIApp
-from simulator.recorder import RecorderApp
-from simulator.replay import RecordingIndex, ReplayState
-from simulator.scenario import (
+from partnerkit.simulator.app import create_app, create_replay_app
+from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
+from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.recorder import RecorderApp
+from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.scenario import (
     Scenario,
     ScenarioError,
     empty_scenario,
     load_scenario_file,
 )
-from simulator.server import PartnerServer, bind, coerce_scenario, is_loopback, make_config
-from simulator.state import PartnerState
+from partnerkit.simulator.server import (
+    PartnerServer,
+    bind,
+    coerce_scenario,
+    is_loopback,
+    make_config,
+)
+from partnerkit.simulator.state import PartnerState
 
 EXIT_INVALID = 2
 

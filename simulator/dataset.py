@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulator.cursor import CursorPosition
+from partnerkit.simulator.cursor import CursorPosition
 
 #: Orders are spread over the three weeks before this instant.
 EPOCH_END = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)

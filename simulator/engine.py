@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
+from partnerkit.simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
 
 #: Distinct request keys remembered for seeded decisions before the memory resets.
 MAX_REMEMBERED_REQUESTS = 1_000_000

@@ -18,12 +18,12 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from simulator.bodies import drifted_body, malformed_body
-from simulator.cursor import InvalidCursor, decode_cursor
-from simulator.engine import Decision, RequestInfo, sample_latency_ms
-from simulator.journal import first_values
-from simulator.protocols import CONNECTION_CONTROL, ConnectionControl
-from simulator.scenario import (
+from partnerkit.simulator.bodies import drifted_body, malformed_body
+from partnerkit.simulator.cursor import InvalidCursor, decode_cursor
+from partnerkit.simulator.engine import Decision, RequestInfo, sample_latency_ms
+from partnerkit.simulator.journal import first_values
+from partnerkit.simulator.protocols import CONNECTION_CONTROL, ConnectionControl
+from partnerkit.simulator.scenario import (
     CursorDrift,
     Disconnect,
     ExpireToken,
@@ -32,7 +32,7 @@ from simulator.scenario import (
     SchemaDrift,
     StatusFault,
 )
-from simulator.state import PartnerState
+from partnerkit.simulator.state import PartnerState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

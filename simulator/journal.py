@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
-from simulator.redaction import redact_headers, redact_query
+from partnerkit.simulator.redaction import redact_headers, redact_query
 
 
 def first_values(query_string: str) -> dict[str, str]:

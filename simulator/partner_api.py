@@ -21,10 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
-from simulator.dataset import parse_rfc3339, to_rfc3339
-from simulator.openapi_doc import openapi_bytes
-from simulator.state import Acknowledgement, PartnerState
+from partnerkit.simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
+from partnerkit.simulator.dataset import parse_rfc3339, to_rfc3339
+from partnerkit.simulator.openapi_doc import openapi_bytes
+from partnerkit.simulator.state import Acknowledgement, PartnerState
 
 JSON = "application/json"
 JSON_BYTES = JSON.encode()

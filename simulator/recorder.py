@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from simulator.cassette import (
+from partnerkit.simulator.cassette import (
     CassetteWriter,
     Headers,
     Interaction,
@@ -26,8 +26,8 @@ from simulator.cassette import (
     redact_interaction,
     stabilise_interaction,
 )
-from simulator.fault_middleware import Receive, Scope, Send
-from simulator.replay import MAX_BODY_BYTES, read_body
+from partnerkit.simulator.fault_middleware import Receive, Scope, Send
+from partnerkit.simulator.replay import MAX_BODY_BYTES, read_body
 
 #: Headers that belong to one hop, not to the exchange, plus those the proxy sets itself.
 HOP_BY_HOP = frozenset({

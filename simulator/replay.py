@@ -17,13 +17,13 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from simulator.cassette import Interaction, RecordedResponse
-from simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
-from simulator.partner_api import json_response
-from simulator.redaction import FORM, redact_body
-from simulator.scenario import CursorDrift, Scenario, ScenarioError
-from simulator.scenario_source import Problem
-from simulator.state import PartnerState
+from partnerkit.simulator.cassette import Interaction, RecordedResponse
+from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from partnerkit.simulator.partner_api import json_response
+from partnerkit.simulator.redaction import FORM, redact_body
+from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError
+from partnerkit.simulator.scenario_source import Problem
+from partnerkit.simulator.state import PartnerState
 
 #: Recorded headers that describe the recorded transfer, not the answer.
 TRANSFER_HEADERS = frozenset({

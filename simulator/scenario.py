@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
-from simulator.dataset import DatasetSpec
-from simulator.scenario_source import Located, Path, Problem, SourceError, format_path, load_source
+from partnerkit.simulator.dataset import DatasetSpec
+from partnerkit.simulator.scenario_source import (
+    Located,
+    Path,
+    Problem,
+    SourceError,
+    format_path,
+    load_source,
+)
 
 MALFORMED_KINDS = (
     "truncated", "invalid_json", "html_error_page", "empty_body", "wrong_content_type",

@@ -20,14 +20,14 @@ from typing import Any, Literal, Self
 
 import uvicorn
 
-from simulator.app import create_app, create_replay_app
-from simulator.cassette import CassetteWriter, Interaction, load_cassette
-from simulator.fault_middleware import ASGIApp
-from simulator.protocols import MAX_HEAD_BYTES, PROTOCOLS
-from simulator.recorder import RecorderApp
-from simulator.replay import RecordingIndex, ReplayState
-from simulator.scenario import Scenario, load_scenario_file, parse_scenario
-from simulator.state import PartnerState
+from partnerkit.simulator.app import create_app, create_replay_app
+from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
+from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.protocols import MAX_HEAD_BYTES, PROTOCOLS
+from partnerkit.simulator.recorder import RecorderApp
+from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.scenario import Scenario, load_scenario_file, parse_scenario
+from partnerkit.simulator.state import PartnerState
 
 HttpStack = Literal["httptools", "h11"]
 SHUTDOWN_GRACE_S = 1.0

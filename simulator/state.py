@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.dataset import OrderStore, build_store
-from simulator.engine import FaultEngine
-from simulator.journal import Journal
-from simulator.scenario import Scenario, empty_scenario
-from simulator.tokens import TokenStore
+from partnerkit.simulator.dataset import OrderStore, build_store
+from partnerkit.simulator.engine import FaultEngine
+from partnerkit.simulator.journal import Journal
+from partnerkit.simulator.scenario import Scenario, empty_scenario
+from partnerkit.simulator.tokens import TokenStore
 
 NOMINAL_LIMIT = 600  # requests per minute advertised when no rate_limit rule applies
 DEFAULT_CLIENT_ID = "orderops"

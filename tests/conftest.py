@@ -10,7 +10,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 
 # Explicit Hypothesis profiles (PITFALLS 15: CI=true would load Hypothesis'
 # own "ci" profile). The fast one is derandomized, so `make test` is

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from client import AsyncPartnerClient, PartnerClient, RetryPolicy
+from partnerkit.client import AsyncPartnerClient, PartnerClient, RetryPolicy
 
 FAST_RETRIES = RetryPolicy(max_attempts=4, backoff_base=0.02, backoff_max=0.2,
                            retry_after_max=30)

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from client import AsyncPartnerClient, PartnerClient
-from client.errors import PartnerContractError
-from contracts.cassettes import CASSETTE_ORIGIN
-from contracts.cassettes import vcr_config as partnerkit_vcr_config
-from simulator import FakePartner
-from simulator.dataset import DatasetSpec, build_store
-from simulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from partnerkit.client import AsyncPartnerClient, PartnerClient
+from partnerkit.client.errors import PartnerContractError
+from partnerkit.contracts.cassettes import CASSETTE_ORIGIN
+from partnerkit.contracts.cassettes import vcr_config as partnerkit_vcr_config
+from partnerkit.simulator import FakePartner
+from partnerkit.simulator.dataset import DatasetSpec, build_store
+from partnerkit.simulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 11

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from client import Order, OrderStatus, PartnerClient, RetryEvent, RetryPolicy
-from client.errors import (
+from partnerkit.client import Order, OrderStatus, PartnerClient, RetryEvent, RetryPolicy
+from partnerkit.client.errors import (
     AuthenticationError,
     CursorDriftError,
     OrderNotFound,
@@ -29,7 +29,7 @@ from client.errors import (
     PartnerUnavailable,
     RateLimited,
 )
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.client.conftest import Driver, api_entries, token_entries
 from tests.conftest import authed_client
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import Order, OrderLine, OrderStatus
-from client.errors import PartnerContractError
-from client.mapping import (
+from partnerkit.client import Order, OrderLine, OrderStatus
+from partnerkit.client.errors import PartnerContractError
+from partnerkit.client.mapping import (
     _Invalid,
     _order,
     _valid_order,
@@ -23,7 +23,7 @@ from client.mapping import (
     map_token,
     parse_json,
 )
-from contracts.strategies import broken_partner_orders, partner_orders
+from partnerkit.contracts.strategies import broken_partner_orders, partner_orders
 
 ORDER: dict[str, Any] = {
     "order_id": "ORD-000123", "state": "paid", "subtotal_cents": 8801, "currency": "EUR",

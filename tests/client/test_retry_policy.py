@@ -6,13 +6,13 @@ from email.utils import formatdate
 
 import pytest
 
-from client.errors import (
+from partnerkit.client.errors import (
     PartnerContractError,
     PartnerTimeout,
     PartnerUnavailable,
     RateLimited,
 )
-from client.retry import (
+from partnerkit.client.retry import (
     Failure,
     FailureKind,
     GiveUp,

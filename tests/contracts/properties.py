@@ -9,11 +9,11 @@ from typing import Any
 
 import anyio
 
-from client import AsyncPartnerClient, PartnerClient, RetryPolicy
-from contracts.harness import client_settings, observe, observe_async
-from contracts.reproduce import save_failing_plan
-from contracts.verdicts import VERDICTS, Observation, judge
-from simulator import FakePartner
+from partnerkit.client import AsyncPartnerClient, PartnerClient, RetryPolicy
+from partnerkit.contracts.harness import client_settings, observe, observe_async
+from partnerkit.contracts.reproduce import save_failing_plan
+from partnerkit.contracts.verdicts import VERDICTS, Observation, judge
+from partnerkit.simulator import FakePartner
 
 TIMEOUT, DEADLINE = 0.3, 1.0
 RETRY = RetryPolicy(max_attempts=3, backoff_base=0.02, backoff_max=0.1, retry_after_max=2.0)

@@ -11,7 +11,7 @@ import pytest
 from vcr.serialize import deserialize as vcr_deserialize
 from vcr.serializers import yamlserializer
 
-from simulator.cassette import (
+from partnerkit.simulator.cassette import (
     Interaction,
     RecordedRequest,
     RecordedResponse,
@@ -19,8 +19,8 @@ from simulator.cassette import (
     load_cassette,
     parse_cassette,
 )
-from simulator.redaction import REDACTED, SECRET_FIELDS, SECRET_HEADERS
-from simulator.state import DEFAULT_CLIENT_SECRET
+from partnerkit.simulator.redaction import REDACTED, SECRET_FIELDS, SECRET_HEADERS
+from partnerkit.simulator.state import DEFAULT_CLIENT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = sorted((ROOT / "cassettes").rglob("*.yaml"))

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import PartnerClient
-from client.errors import PartnerError
-from simulator.server import FakePartner, RecordingProxy, ReplayPartner
+from partnerkit.client import PartnerClient
+from partnerkit.client.errors import PartnerError
+from partnerkit.simulator.server import FakePartner, RecordingProxy, ReplayPartner
 
 SECRET = "orderops-secret"
 SCENARIO = {"seed": 9, "dataset": {"orders": 40, "page_size": 10}, "rules": [

@@ -9,9 +9,9 @@ import json
 import httpx
 import pytest
 
-from contracts.openapi import ResponseChecker, openapi_document
-from contracts.schemas import SCHEMAS_DIR, schema_errors
-from simulator import FakePartner
+from partnerkit.contracts.openapi import ResponseChecker, openapi_document
+from partnerkit.contracts.schemas import SCHEMAS_DIR, schema_errors
+from partnerkit.simulator import FakePartner
 from tests.conftest import authed_client
 
 CHECKER = ResponseChecker()

@@ -9,10 +9,10 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from client import PartnerClient
-from simulator.cassette import load_cassette
-from simulator.dataset import DatasetSpec, build_store
-from simulator.server import ReplayPartner
+from partnerkit.client import PartnerClient
+from partnerkit.simulator.cassette import load_cassette
+from partnerkit.simulator.dataset import DatasetSpec, build_store
+from partnerkit.simulator.server import ReplayPartner
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 
-from client.errors import PartnerContractError
-from client.mapping import map_order
-from contracts.schemas import is_valid, schema_errors
-from contracts.strategies import broken_partner_orders, fault_plans, partner_orders
-from contracts.verdicts import expected_order
-from simulator import FakePartner, parse_scenario
+from partnerkit.client.errors import PartnerContractError
+from partnerkit.client.mapping import map_order
+from partnerkit.contracts.schemas import is_valid, schema_errors
+from partnerkit.contracts.strategies import broken_partner_orders, fault_plans, partner_orders
+from partnerkit.contracts.verdicts import expected_order
+from partnerkit.simulator import FakePartner, parse_scenario
 from tests.contracts.properties import OPERATIONS, examples, holds_under, observe_real_client
 
 VALID_ORDER = {"order_id": "ORD-1", "state": "paid", "subtotal_cents": 0, "currency": "EUR",

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 
 pytest_plugins = ["pytester"]
 
 USER_TEST = '''
 import pytest
-from client.errors import OrderNotFound, PartnerUnavailable
+from partnerkit.client.errors import OrderNotFound, PartnerUnavailable
 
 
 def test_happy_path(partner_client, fake_partner):

@@ -20,17 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from client import PartnerClient
-from client.errors import PartnerContractError
-from contracts.harness import client_settings, observe
-from contracts.verdicts import judge
-from simulator.cassette import load_cassette
-from simulator.dataset import DatasetSpec, build_store
-from simulator.redaction import REDACTED
-from simulator.server import FakePartner, RecordingProxy, ReplayPartner
+from partnerkit.client import PartnerClient
+from partnerkit.client.errors import PartnerContractError
+from partnerkit.contracts.harness import client_settings, observe
+from partnerkit.contracts.verdicts import judge
+from partnerkit.simulator.cassette import load_cassette
+from partnerkit.simulator.dataset import DatasetSpec, build_store
+from partnerkit.simulator.redaction import REDACTED
+from partnerkit.simulator.server import FakePartner, RecordingProxy, ReplayPartner
 
 REPO = Path(__file__).resolve().parents[2]
-PARTNERSIM = [sys.executable, "-m", "simulator.cli"]
+PARTNERSIM = [sys.executable, "-m", "partnerkit.simulator.cli"]
 SEED, ORDERS, PAGE = 5, 90, 20
 SCENARIO: dict[str, Any] = {
     "seed": SEED, "dataset": {"orders": ORDERS, "page_size": PAGE},

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from contracts.harness import observe
-from contracts.remote import RemotePartner
-from contracts.strategies import fault_plans
-from contracts.verdicts import Observation, judge
-from simulator import FakePartner, load_scenario_file
+from partnerkit.contracts.harness import observe
+from partnerkit.contracts.remote import RemotePartner
+from partnerkit.contracts.strategies import fault_plans
+from partnerkit.contracts.verdicts import Observation, judge
+from partnerkit.simulator import FakePartner, load_scenario_file
 from tests.contracts.properties import SETTINGS, holds_under
 from tests.contracts.throwaway_client import Bugs, ThrowawayClient
 
@@ -43,7 +43,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     def serve(scenario: Path) -> RemotePartner:
         process = subprocess.Popen(
-            [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--scenario",
+            [sys.executable, "-m", "partnerkit.simulator.cli", "serve", "--port", "0", "--scenario",
              str(scenario)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         processes.append(process)
@@ -81,7 +81,7 @@ def test_a_failing_plan_is_saved_and_partnersim_serve_reproduces_it(
     plan = load_scenario_file(saved)  # a valid scenario, and a small one
     assert 1 <= len(plan.rules) <= 2
 
-    check = subprocess.run([sys.executable, "-m", "simulator.cli", "check", str(saved)],
+    check = subprocess.run([sys.executable, "-m", "partnerkit.simulator.cli", "check", str(saved)],
                            capture_output=True, text=True, cwd=REPO, timeout=60)
     assert check.returncode == 0, check.stderr
 

@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from simulator import create_app
+from partnerkit.simulator import create_app
 
 app = create_app()  # an empty scenario: a well-behaved partner
 state = app.state

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from client import PartnerClient, RetryPolicy
-from contracts.harness import client_settings, observe
-from contracts.verdicts import (
+from partnerkit.client import PartnerClient, RetryPolicy
+from partnerkit.contracts.harness import client_settings, observe
+from partnerkit.contracts.verdicts import (
     VERDICTS,
     ClientSettings,
     Observation,
     Violation,
     judge,
 )
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.contracts.throwaway_client import Bugs, ThrowawayClient
 
 TIMEOUT, DEADLINE, ATTEMPTS, BASE, CAP = 0.5, 3.0, 3, 0.05, 0.2
@@ -186,7 +186,7 @@ def _entry(seq: int, status: int | None, at: float) -> dict[str, Any]:
 
 
 def test_a1_a_second_401_must_end_in_authentication_error() -> None:
-    from client.errors import AuthenticationError, PartnerUnavailable
+    from partnerkit.client.errors import AuthenticationError, PartnerUnavailable
 
     journal = [_entry(1, 401, 0.0), _entry(2, 401, 0.01)]
     settings = _settings({})
@@ -206,7 +206,7 @@ def _token(seq: int, status: int | None, duration_ms: float = 1.0) -> dict[str, 
 def test_a1_failed_token_fetches_use_up_attempts() -> None:
     """Found by `make soak` (seed 1573107406): two token fetches cut by resets, then a
     401 on the last of 3 attempts; AuthenticationError is then right, not a violation."""
-    from client.errors import AuthenticationError
+    from partnerkit.client.errors import AuthenticationError
 
     journal = [_token(1, None), _token(2, None), _token(3, 200), _entry(4, 401, 0.04)]
     observation = Observation("get_order", AuthenticationError("refused"), 0.05, journal,

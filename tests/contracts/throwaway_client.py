@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from client import Order
-from client.errors import (
+from partnerkit.client import Order
+from partnerkit.client.errors import (
     AuthenticationError,
     CursorDriftError,
     OrderNotFound,
@@ -26,7 +26,7 @@ from client.errors import (
     PartnerUnavailable,
     RateLimited,
 )
-from client.mapping import map_order, parse_json
+from partnerkit.client.mapping import map_order, parse_json
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.conftest import authed_client, fetch_token
 
 

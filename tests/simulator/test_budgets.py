@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator import FakePartner
-from simulator.engine import FaultEngine, RequestInfo
-from simulator.scenario import parse_scenario
+from partnerkit.simulator import FakePartner
+from partnerkit.simulator.engine import FaultEngine, RequestInfo
+from partnerkit.simulator.scenario import parse_scenario
 from tests.conftest import authed_client, fetch_token
 
 

@@ -9,7 +9,7 @@ import pytest
 from vcr.serialize import deserialize as vcr_deserialize
 from vcr.serializers import yamlserializer
 
-from simulator.cassette import (
+from partnerkit.simulator.cassette import (
     CassetteError,
     CassetteWriter,
     Interaction,
@@ -19,7 +19,7 @@ from simulator.cassette import (
     parse_cassette,
     redact_interaction,
 )
-from simulator.redaction import redact_body
+from partnerkit.simulator.redaction import redact_body
 
 
 def _interaction(number: int, body: bytes = b'{"ok":true}') -> Interaction:

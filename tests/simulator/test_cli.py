@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PARTNERSIM = [sys.executable, "-m", "simulator.cli"]
+PARTNERSIM = [sys.executable, "-m", "partnerkit.simulator.cli"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

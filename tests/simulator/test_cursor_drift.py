@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 
 
 def _sync(http: httpx.Client, limit: int = 50, max_pages: int = 50) -> list[dict[str, Any]]:

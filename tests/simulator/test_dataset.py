@@ -9,7 +9,7 @@ from datetime import datetime
 
 import httpx
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.conftest import authed_client
 
 
@@ -41,7 +41,7 @@ def test_different_seeds_give_different_data() -> None:
 
 def test_same_seed_gives_the_same_bytes_in_another_process() -> None:
     code = (
-        "import hashlib, sys; from simulator.dataset import *; "
+        "import hashlib, sys; from partnerkit.simulator.dataset import *; "
         "s = build_store(11, DatasetSpec(orders=300)); "
         "p = s.page(None, None, 300); sys.stdout.write(hashlib.sha256(p.prefix).hexdigest())"
     )

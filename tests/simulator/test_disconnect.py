@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from simulator import FakePartner, create_app, parse_scenario
-from simulator.fault_middleware import ConnectionFaultUnsupported
+from partnerkit.simulator import FakePartner, create_app, parse_scenario
+from partnerkit.simulator.fault_middleware import ConnectionFaultUnsupported
 from tests.conftest import authed_client
 
 

@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.conftest import fetch_token
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 
 
 def _malformed(partner: FakePartner, http: httpx.Client, kind: str,

@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 
-from simulator import FakePartner
-from simulator.engine import FaultEngine, RequestInfo, sample_latency_ms
-from simulator.scenario import parse_scenario
+from partnerkit.simulator import FakePartner
+from partnerkit.simulator.engine import FaultEngine, RequestInfo, sample_latency_ms
+from partnerkit.simulator.scenario import parse_scenario
 
 
 def _timed_get(http: httpx.Client, path: str) -> tuple[httpx.Response, float]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from simulator import FakePartner
+from partnerkit.simulator import FakePartner
 from tests.conftest import fetch_token
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from simulator import parse_scenario
-from simulator.replay import dataset_faults
-from simulator.scenario import ACTIONS
+from partnerkit.simulator import parse_scenario
+from partnerkit.simulator.replay import dataset_faults
+from partnerkit.simulator.scenario import ACTIONS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

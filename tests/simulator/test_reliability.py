@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from simulator import FakePartner, create_app, parse_scenario
-from simulator.cassette import CassetteError, parse_cassette
-from simulator.cli import main as partnersim
-from simulator.protocols import MAX_HEAD_BYTES
-from simulator.scenario import ScenarioError
+from partnerkit.simulator import FakePartner, create_app, parse_scenario
+from partnerkit.simulator.cassette import CassetteError, parse_cassette
+from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.protocols import MAX_HEAD_BYTES
+from partnerkit.simulator.scenario import ScenarioError
 
 CONNECTIONS = 500
 ROUNDS = 2

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from simulator.cassette import Interaction, RecordedRequest, RecordedResponse
-from simulator.replay import RecordingIndex, RequestKey
-from simulator.scenario import ScenarioError
-from simulator.server import ReplayPartner
+from partnerkit.simulator.cassette import Interaction, RecordedRequest, RecordedResponse
+from partnerkit.simulator.replay import RecordingIndex, RequestKey
+from partnerkit.simulator.scenario import ScenarioError
+from partnerkit.simulator.server import ReplayPartner
 
 
 def recorded(method: str, path: str, status: int = 200, payload: object = None, *,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator import FakePartner, ScenarioError, load_scenario_file, parse_scenario
+from partnerkit.simulator import FakePartner, ScenarioError, load_scenario_file, parse_scenario
 
 BAD_YAML = """\
 name: broken
