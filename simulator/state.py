@@ -61,10 +61,19 @@ class FaultWaits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
+        waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
+        # An event loop may wake a timer up to its clock resolution early; a
+        # scripted delay must never end before it is due, so wait out the rest.
+        due = time.perf_counter() + seconds
         try:
-            waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
-            await asyncio.wait(waits, timeout=None if seconds == float("inf") else seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                left = None if seconds == float("inf") else due - time.perf_counter()
+                if left is not None and left <= 0:
+                    return
+                done, _ = await asyncio.wait(waits, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
         finally:
             self._waiters.discard(waiter)
 
