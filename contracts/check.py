@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import anyio
 
 from partnerkit.client import AsyncPartnerClient, PartnerClient, RetryPolicy
+from partnerkit.contracts import evidence
 from partnerkit.contracts.harness import client_settings, observe, observe_async
 from partnerkit.contracts.reproduce import save_failing_plan
 from partnerkit.contracts.verdicts import (
@@ -116,6 +117,7 @@ class ContractCheck:
     def _serve(self, plan: Mapping[str, Any]) -> dict[str, Any]:
         self.partner.set_scenario(dict(plan))
         self.partner.reset()
+        evidence.set_scenario(plan)
         return {**_partner_details(self.partner), "secrets": (self.credentials[1],)}
 
     def observe(self, plan: Mapping[str, Any], operation: str,

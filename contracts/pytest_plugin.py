@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from partnerkit.client import PartnerClient, RetryPolicy
+from partnerkit.contracts import evidence, pytest_report
 from partnerkit.contracts.check import ContractCheck
 from partnerkit.contracts.harness import client_settings
 from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
@@ -45,12 +46,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="X-Admin-Token for the admin API of --partner-url")
     parser.addini("partnerkit_scenarios", "directory of named scenarios for "
                   "@pytest.mark.scenario(name)", default="scenarios")
+    pytest_report.add_options(parser, group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "scenario(name_or_path): run the test against the fake partner with this "
                    "scenario (a name in the partnerkit_scenarios directory, or a file path)")
+    config.pluginmanager.register(pytest_report.RunEvidence(config), "partnerkit-evidence")
 
 
 def resolve_scenario(config: pytest.Config, name_or_path: str | Path) -> Path:
@@ -102,6 +105,7 @@ def fake_partner(request: pytest.FixtureRequest,
     marker = request.node.get_closest_marker("scenario")
     if marker is None:
         partnerkit_server.set_scenario(EMPTY_SCENARIO)
+        evidence.set_scenario(EMPTY_SCENARIO)
     else:
         if len(marker.args) != 1:
             pytest.fail("partnerkit: use @pytest.mark.scenario(name_or_path)", pytrace=False)
@@ -109,10 +113,12 @@ def fake_partner(request: pytest.FixtureRequest,
             path = resolve_scenario(request.config, marker.args[0])
         except ScenarioNotFound as error:
             pytest.fail(str(error), pytrace=False)
+        scenario = load_scenario_file(path)
         if isinstance(partnerkit_server, FakePartner):
-            partnerkit_server.set_scenario(load_scenario_file(path))
+            partnerkit_server.set_scenario(scenario)
         else:
             partnerkit_server.set_scenario(path)
+        evidence.set_scenario(scenario.source)
     partnerkit_server.reset()
     return partnerkit_server
 
