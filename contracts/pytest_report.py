@@ -106,7 +106,10 @@ class RunEvidence:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.operations and self.report_dir is None and self.min_coverage is None:
+        if not self.operations and self.min_coverage is None:
+            if self.report_dir is not None:
+                terminalreporter.write_line(f"partnerkit: no operation judged; contract report: "
+                                            f"{self.report_dir / 'contracts.html'}")
             return
         write_line = terminalreporter.write_line
         terminalreporter.section("partnerkit fault coverage")

@@ -180,7 +180,8 @@ class PartnerAPI:
             return error_response(409, "already_acknowledged",
                                   f"order {order_id} is already acknowledged")
         body = json.dumps(
-            {"order_id": order_id, "acknowledged_at": to_rfc3339(datetime.now(UTC))},
+            {"order_id": order_id,
+             "acknowledged_at": to_rfc3339(datetime.fromtimestamp(self.state.clock.time(), UTC))},
             separators=(",", ":"),
         ).encode()
         self.state.acks[order_id] = Acknowledgement(body, {key} if key else set())
