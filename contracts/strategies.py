@@ -210,9 +210,11 @@ def faults(draw: st.DrawFn, max_latency_ms: int = 400,
 
 @st.composite
 def rules(draw: st.DrawFn, /, max_latency_ms: int = 400, paths: Sequence[str] = API_PATHS,
-          kinds: Sequence[str] = ACTION_KINDS, **timing: Any) -> dict[str, Any]:
+          kinds: Sequence[str] = ACTION_KINDS, *, timed: bool = False,
+          timed_over_s: float = 60.0, **timing: Any) -> dict[str, Any]:
     """One rule: a match on one of `paths`, a budget, and a fault (or a one_of mix);
-    `timing` (max_retry_after_s, max_dribble_ms, rate_windows_s) scales its waits."""
+    `timing` (max_retry_after_s, max_dribble_ms, rate_windows_s) scales its waits;
+    `timed` adds windows, flaps and ramps over `timed_over_s` seconds."""
     rule: dict[str, Any] = {"match": {"path": draw(st.sampled_from(list(paths)))},
                             "times": draw(st.integers(1, 3))}
     if draw(st.booleans()):
@@ -228,7 +230,22 @@ def rules(draw: st.DrawFn, /, max_latency_ms: int = 400, paths: Sequence[str] = 
                                     for choice in choices]}
     else:
         rule["fault"] = draw(faults(max_latency_ms, kinds, **timing))
+    if timed and draw(st.integers(0, 2)) == 2:  # shrinks away from a timed rule
+        rule.update(draw(timings(over_s=timed_over_s)))
     return rule
+
+
+def timings(over_s: float = 60.0) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule's place in time: an outage window, a flapping service, or a ramp,
+    with spans up to `over_s` seconds (simulator.timing)."""
+    span = st.integers(1, max(1, int(over_s)))
+    return st.one_of(
+        st.builds(lambda start, length: {"window": {"from_s": start, "for_s": length}},
+                  st.integers(0, max(0, int(over_s) // 2)), span),
+        st.builds(lambda up, down: {"flap": {"up_s": up, "down_s": down}}, span, span),
+        st.builds(lambda over, end: {"ramp": {"over_s": over, "latency_ms": [0, end]}},
+                  span, st.integers(0, int(over_s * 100))),
+    )
 
 
 @st.composite
@@ -253,7 +270,8 @@ def fault_plans(draw: st.DrawFn, /, max_rules: int = 4, orders: int = 12, page_s
 #: (contracts.virtual): latencies to 12 s, Retry-After to 60 s, slow bodies,
 #: rate-limit windows of a minute.
 PRODUCTION_TIMING: dict[str, Any] = {"max_latency_ms": 12_000, "max_retry_after_s": 60,
-                                     "max_dribble_ms": 2_000, "rate_windows_s": (1, 10, 60)}
+                                     "max_dribble_ms": 2_000, "rate_windows_s": (1, 10, 60),
+                                     "timed": True, "timed_over_s": 60.0}
 
 
 def production_fault_plans(**options: Any) -> st.SearchStrategy[dict[str, Any]]:

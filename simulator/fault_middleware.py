@@ -159,12 +159,17 @@ class FaultMiddleware:
             return
         exchange.entry["rule"] = decision.rule.label
         exchange.entry["fault"] = dict(decision.fault.raw)
+        if decision.moment is not None:  # which window, flap or ramp the fault came from
+            exchange.entry["fault"]["timing"] = dict(decision.moment.details)
         await self._act(exchange, decision, request)
 
     async def _act(self, exchange: _Exchange, decision: Decision, request: RequestInfo) -> None:
         fault = decision.fault
-        if fault.latency is not None:
-            await self.state.waits.sleep(sample_latency_ms(fault.latency, decision.rng) / 1000)
+        delay_ms = sample_latency_ms(fault.latency, decision.rng) if fault.latency else 0.0
+        if decision.moment is not None and decision.moment.latency_ms is not None:
+            delay_ms += decision.moment.latency_ms  # a latency ramp adds to the fault's own
+        if delay_ms > 0:
+            await self.state.waits.sleep(delay_ms / 1000)
         exchange.dribble = fault.dribble
         action = fault.action
         if action is None:
