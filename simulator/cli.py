@@ -10,11 +10,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from partnerkit.simulator.app import create_app, create_replay_app
+from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
 from partnerkit.simulator.scenario import (
@@ -31,6 +31,7 @@ from partnerkit.simulator.server import (
     make_config,
 )
 from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.upstream import BadUpstream, CassetteTee, Upstream, check_upstream
 
 EXIT_INVALID = 2
 
@@ -91,6 +92,30 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the upstream (default 30)")
     _server_options(record)
+
+    proxy = commands.add_parser(
+        "proxy", help="a fault-injecting reverse proxy in front of a real partner",
+        description="Forward every request to --upstream (and only there), with a scenario's "
+                    "faults in front of it: faults that answer by themselves (status, an empty "
+                    "rate-limit bucket, reset, hang, expire_token) never reach the upstream; "
+                    "the others act on its real answers. --out tees the clean answers into a "
+                    "VCR.py cassette, secrets written as <redacted>. The admin API is under "
+                    "/__sim/ as in serve.",
+    )
+    proxy.add_argument("--upstream", required=True, metavar="URL",
+                       help="the partner to forward to, e.g. https://sandbox.partner.example")
+    proxy.add_argument("--faults", type=Path, metavar="SCENARIO",
+                       help="scenario whose faults act on the upstream's traffic (YAML or JSON)")
+    proxy.add_argument("--seed", type=int, help="override the scenario's seed")
+    proxy.add_argument("--out", type=Path, metavar="CASSETTE",
+                       help="also record the clean answers into this cassette (refused if it "
+                            "exists, unless --append)")
+    proxy.add_argument("--append", action="store_true",
+                       help="keep the interactions already in --out and add to them")
+    proxy.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="how long to wait for the upstream (default 30); then 504")
+    _server_options(proxy)
+    _partner_options(proxy, credentials=False)
 
     check = commands.add_parser(
         "check", help="validate scenario files",
@@ -243,22 +268,15 @@ def _replay(args: argparse.Namespace) -> int:
     ], release=state.waits.release_all)
 
 
-def _record(args: argparse.Namespace) -> int:
-    if _refuse_remote(args):
-        return EXIT_INVALID
-    upstream = urlsplit(args.upstream)
-    if upstream.scheme not in ("http", "https") or not upstream.netloc:
-        print(f"partnersim: --upstream {args.upstream!r}: expected an http(s) URL such as "
-              "https://partner.example.com", file=sys.stderr)
-        return EXIT_INVALID
-    out: Path = args.out
-    if out.exists() and not args.append:
+def _open_cassette(out: Path, append: bool) -> CassetteWriter | int:
+    """A writer for `out`, or the exit status after saying why there is none."""
+    if out.exists() and not append:
         print(f"partnersim: {out} exists: pass --append to add to it, or choose another --out",
               file=sys.stderr)
         return EXIT_INVALID
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        writer = CassetteWriter(out, append=args.append)
+        return CassetteWriter(out, append=append)
     except CassetteError as exc:
         print(f"partnersim: cannot append to {out}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
@@ -266,6 +284,24 @@ def _record(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"partnersim: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _bad_upstream(url: str) -> bool:
+    try:
+        check_upstream(url)
+    except BadUpstream as exc:
+        print(f"partnersim: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
+def _record(args: argparse.Namespace) -> int:
+    if _refuse_remote(args) or _bad_upstream(args.upstream):
+        return EXIT_INVALID
+    out: Path = args.out
+    writer = _open_cassette(out, args.append)
+    if isinstance(writer, int):
+        return writer
     app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout,
                       stable=args.stable)
     try:
@@ -281,10 +317,50 @@ def _record(args: argparse.Namespace) -> int:
         writer.close()
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    if _refuse_remote(args) or _bad_upstream(args.upstream):
+        return EXIT_INVALID
+    if not args.timeout > 0:
+        print(f"partnersim: --timeout {args.timeout}: must be more than 0 seconds",
+              file=sys.stderr)
+        return EXIT_INVALID
+    upstream = Upstream(args.upstream, timeout_s=args.timeout, forwarded=True)
+    try:
+        scenario = _load(args.faults, args.seed)
+        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size))
+    except ScenarioError as exc:
+        _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
+        return EXIT_INVALID
+    writer: CassetteWriter | None = None
+    if args.out is not None:
+        opened = _open_cassette(args.out, args.append)
+        if isinstance(opened, int):
+            return opened
+        writer = opened
+        state.tee = CassetteTee(writer, upstream.url)
+    app = create_proxy_app(state, admin_token=args.admin_token)
+    _freeze_startup_objects()
+    recording = f"  recording:     clean answers into {args.out} (secrets as <redacted>)" \
+        if args.out is not None else "  recording:     off (--out CASSETTE to record)"
+    try:
+        return _run(app, args, lambda url: [
+            f"partnersim: fault proxy to {upstream.url}, faults '{scenario.name}' "
+            f"({len(scenario.rules)} rule(s), seed {scenario.seed})",
+            f"  url:           {url}   (point the client here; credentials are the upstream's)",
+            recording,
+            f"  admin:         {url}/__sim/health",
+        ], release=state.waits.release_all, aclose=upstream.aclose,
+            farewell=lambda: "partnersim: stopped" + (
+                f"; {writer.count} interactions in {args.out}" if writer is not None else ""))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
-        "serve": _serve, "replay": _replay, "record": _record,
+        "serve": _serve, "replay": _replay, "record": _record, "proxy": _proxy,
         "check": lambda args: _check(args.files),
     }
     return commands[args.command](args)

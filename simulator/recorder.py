@@ -72,8 +72,9 @@ class RecorderApp:
             await send_json(send, *self.upstream.failure(exc))
             return
         self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer)
+        # The server adds its own Date; the upstream's goes only into the cassette.
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1"))
-                       for name, value in kept]
+                       for name, value in kept if name.lower() != "date"]
         raw_headers.append((b"content-length", str(len(answer)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer})
