@@ -161,6 +161,12 @@ class FaultMiddleware:
                                                      headers))
         except ClientDisconnect:
             entry["status"] = None  # the client left while we read its request: nobody to answer
+        except AnswerTooLarge:  # raised by capture() before anything was sent
+            entry["fault"] = {**(entry["fault"] or {}), "skipped": "answer too large"}
+            await exchange.emit(Answer.json(502, {
+                "error": "answer_too_large",
+                "message": f"a fault rewrites answers of at most {MAX_CAPTURE_BYTES} bytes; "
+                           "this one was larger"}))
         finally:
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
 
@@ -174,7 +180,7 @@ class FaultMiddleware:
             if not state.tokens.is_valid(token):
                 await exchange.emit(_unauthorized("unknown or expired token"))
                 return
-        elif self.keep_revoked:
+        elif self.keep_revoked and request.path not in OPEN_PATHS:
             token = _bearer(request.headers)
             if token is not None and state.tokens.is_revoked(token):
                 await exchange.emit(_unauthorized("token expired"))
@@ -340,7 +346,7 @@ class _Exchange:
 
     async def capture(self, app: ASGIApp) -> Answer:
         """Run the partner API and keep its answer instead of sending it; an answer
-        past MAX_CAPTURE_BYTES is given up and becomes a 502."""
+        past MAX_CAPTURE_BYTES is given up (AnswerTooLarge) and becomes a 502."""
         start: Message = {}
         chunks: list[bytes] = []
         size = 0
@@ -356,13 +362,7 @@ class _Exchange:
                     raise AnswerTooLarge
                 chunks.append(chunk)
 
-        try:
-            await app(self.scope, self.receive, keep)
-        except AnswerTooLarge:
-            self.entry["fault"] = {**(self.entry["fault"] or {}), "skipped": "answer too large"}
-            return Answer.json(502, {"error": "answer_too_large", "message":
-                                     f"a fault rewrites answers of at most {MAX_CAPTURE_BYTES} "
-                                     "bytes; this one was larger"})
+        await app(self.scope, self.receive, keep)  # AnswerTooLarge: see FaultMiddleware
         headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
         return Answer(start.get("status", 500), headers, b"".join(chunks))
 
