@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import signal
 import sys
@@ -11,9 +12,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import httpx
+
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.journal_verdicts import check_entries, judge_journal
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
@@ -116,6 +120,29 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="how long to wait for the upstream (default 30); then 504")
     _server_options(proxy)
     _partner_options(proxy, credentials=False)
+
+    verdicts = commands.add_parser(
+        "verdicts", help="judge any client by a journal (a running partnersim's, or a file)",
+        description="Judge the client behind a journal on generic contracts, from the journal "
+                    "alone: no retry of a non-retryable answer (R1), a 401 retried once after a "
+                    "token refresh (A1), bounded attempts (R2), Retry-After honoured (R3), "
+                    "backoff after a failure (R4), the same Idempotency-Key on every retry of a "
+                    "POST (R5), no request while a rate-limit bucket says wait (R6). Exit 0 when "
+                    "all hold, 1 with violations, 2 on bad input.",
+    )
+    source = verdicts.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", metavar="URL",
+                        help="a running partnersim (serve, replay or proxy): its journal")
+    source.add_argument("journal", nargs="?", type=Path, metavar="JOURNAL.json",
+                        help="a journal saved from GET /__sim/journal")
+    verdicts.add_argument("--format", choices=("text", "json"), default="text")
+    verdicts.add_argument("--max-attempts", type=int, default=4, metavar="N",
+                          help="attempts an operation may take (default 4)")
+    verdicts.add_argument("--min-backoff-ms", type=float, default=5.0, metavar="M",
+                          help="the least wait after a failure that counts as a backoff "
+                               "(default 5)")
+    verdicts.add_argument("--admin-token", metavar="TOKEN",
+                          help="X-Admin-Token for the admin API at --url")
 
     check = commands.add_parser(
         "check", help="validate scenario files",
@@ -357,10 +384,45 @@ def _proxy(args: argparse.Namespace) -> int:
             writer.close()
 
 
+def _verdicts(args: argparse.Namespace) -> int:
+    source = args.url or str(args.journal)
+    try:
+        if args.url:
+            headers = {"x-admin-token": args.admin_token} if args.admin_token else {}
+            answer = httpx.get(args.url.rstrip("/") + "/__sim/journal", headers=headers,
+                               timeout=30.0, trust_env=False)
+            if answer.status_code != 200:
+                raise ValueError(f"{source}: GET /__sim/journal answered {answer.status_code}")
+            document = answer.json()
+        else:
+            document = json.loads(Path(args.journal).read_bytes())
+        entries = check_entries(document, source)
+        verdict = judge_journal(entries, max_attempts=args.max_attempts,
+                                min_backoff_ms=args.min_backoff_ms)
+    except httpx.HTTPError as exc:
+        print(f"partnersim: {source}: cannot read the journal: {type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"partnersim: {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except ValueError as exc:  # JSON errors, a bad journal, bad settings
+        text = str(exc).splitlines()[0]
+        print(f"partnersim: {text if text.startswith(source) else f'{source}: {text}'}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    if args.format == "json":
+        print(json.dumps(verdict.as_json(), indent=2))
+    else:
+        print(verdict.render())
+    return 0 if verdict.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve, "replay": _replay, "record": _record, "proxy": _proxy,
+        "verdicts": _verdicts,
         "check": lambda args: _check(args.files),
     }
     return commands[args.command](args)
