@@ -293,8 +293,10 @@ class FaultProxy(_PartnerControls):
                  out: Path | None = None, append: bool = False, uri_base: str | None = None,
                  stable: bool = False, seed: int | None = None, timeout_s: float = 30.0,
                  host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools",
-                 journal_size: int = 10_000, admin_token: str | None = None) -> None:
+                 journal_size: int = 10_000, admin_token: str | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
         self.upstream = Upstream(upstream, timeout_s=timeout_s, forwarded=True)
+        self._credentials = credentials
         self.writer = CassetteWriter(out, append=append) if out is not None else None
         tee = CassetteTee(self.writer, uri_base or self.upstream.url, stable=stable) \
             if self.writer is not None else None
@@ -310,6 +312,11 @@ class FaultProxy(_PartnerControls):
         finally:
             if self.writer is not None:
                 self.writer.close()
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The upstream's client credentials, as given (they are not the proxy's to check)."""
+        return self._credentials or super().credentials
 
     @property
     def recorded(self) -> int:
