@@ -19,13 +19,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Message, Receive, Scope, Send
+from partnerkit.simulator.http1 import Answer, UpstreamError
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.recorder import send_json
@@ -35,6 +35,7 @@ from partnerkit.simulator.state import OverlayState
 from partnerkit.simulator.upstream import (
     BadTarget,
     CassetteTee,
+    RawHeaders,
     Upstream,
     answer_headers,
 )
@@ -103,20 +104,19 @@ class ProxyAPI:
             await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
             return
         entry = scope.get(JOURNAL_ENTRY)
-        record = self.tee is not None and _clean(entry)
-        kept = _Kept() if record else None
+        kept = _Kept() if self.tee is not None and _clean(entry) else None
         headers = self.upstream.request_headers(scope)
-        has_body = any(name.lower() in BODY_HEADERS for name, _ in scope["headers"])
-        # The client's Content-Length goes on, so httpx does not send the body chunked.
-        length = [("content-length", value.decode("latin-1")) for name, value in scope["headers"]
-                  if name.lower() == b"content-length"]
-        content = _request_body(receive, kept) if has_body else b""
-        client = self.upstream.client
-        request = client.build_request(scope["method"], self.upstream.url_for(target),
-                                       headers=headers + length[:1], content=content)
+        length: int | None = None
+        has_body = False
+        for name, value in scope["headers"]:
+            if name.lower() in BODY_HEADERS:
+                has_body = True
+                if name.lower() == b"content-length" and value.isdigit():
+                    length = int(value)
+        body = _request_body(receive, kept) if has_body and length != 0 else b""
         try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            answer = await self.upstream.send(scope["method"], target, headers, body, length)
+        except UpstreamError as exc:
             status, payload = self.upstream.failure(exc)
             if entry is not None:
                 entry["upstream"] = payload["error"]
@@ -124,44 +124,38 @@ class ProxyAPI:
             return
         try:
             recording = (scope["method"], target, headers, kept) if kept is not None else None
-            await self._answer(scope, send, response, entry, recording)
+            await self._answer(scope, send, answer, entry, recording)
         finally:
-            await response.aclose()
+            await answer.aclose()
 
-    async def _answer(self, scope: Scope, send: Send, response: httpx.Response,
+    async def _answer(self, scope: Scope, send: Send, answer: Answer,
                       entry: dict[str, Any] | None,
-                      recording: tuple[str, str, list[tuple[str, str]], _Kept] | None) -> None:
-        kept = answer_headers(response)
+                      recording: tuple[str, bytes, RawHeaders, _Kept] | None) -> None:
+        kept = answer_headers(answer)
         # The server adds its own Date; the upstream's goes only into the cassette.
-        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in kept
-               if name.lower() != "date"]
-        length = response.headers.get("content-length")
-        if length is not None and "content-encoding" not in response.headers:
-            raw.append((b"content-length", length.encode("latin-1")))
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": raw})
-        answer = _Kept() if recording is not None else None
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [(name, value) for name, value in kept if name != b"date"]})
+        body = _Kept() if recording is not None else None
         try:
-            async for chunk in response.aiter_bytes():  # decoded, should the upstream compress
-                if answer is not None:
-                    answer.add(chunk)
+            async for chunk in answer.body():
+                if body is not None:
+                    body.add(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             # The status line is gone: all that is left is to cut the connection short.
             self.upstream.failed += 1
             if entry is not None:
-                entry["upstream"] = f"cut mid-body ({type(exc).__name__})"
+                entry["upstream"] = f"cut mid-body ({exc})"
             control = scope.get(CONNECTION_CONTROL)
             if control is not None:
                 control.close()
             return
-        if recording is not None and answer is not None and self.tee is not None:
-            method, target, headers, body = recording
+        if recording is not None and body is not None and self.tee is not None:
+            method, target, headers, request = recording
             # Written before the last byte goes out: what the client saw is on disk.
-            if body.chunks is not None and answer.chunks is not None:  # None: too large
-                self.tee.write(method, target, headers, b"".join(body.chunks),
-                               response.status_code, response.reason_phrase, kept,
-                               b"".join(answer.chunks))
+            if request.chunks is not None and body.chunks is not None:  # None: too large
+                self.tee.write(method, target, headers, b"".join(request.chunks),
+                               answer.status, answer.reason, kept, b"".join(body.chunks))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from partnerkit.simulator.cassette import CassetteWriter
 from partnerkit.simulator.fault_middleware import Receive, Scope, Send
+from partnerkit.simulator.http1 import UpstreamError
 from partnerkit.simulator.replay import MAX_BODY_BYTES, read_body
 from partnerkit.simulator.upstream import (
     BadTarget,
     CassetteTee,
+    RawHeaders,
     Upstream,
     answer_headers,
 )
@@ -68,34 +68,30 @@ class RecorderApp:
         try:
             status, reason, kept, answer = await self._forward(
                 scope["method"], target, headers, body)
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             await send_json(send, *self.upstream.failure(exc))
             return
         self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer)
         # The server adds its own Date; the upstream's goes only into the cassette.
-        raw_headers = [(name.encode("latin-1"), value.encode("latin-1"))
-                       for name, value in kept if name.lower() != "date"]
+        raw_headers = [(name, value) for name, value in kept
+                       if name not in (b"date", b"content-length")]
         raw_headers.append((b"content-length", str(len(answer)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _forward(self, method: str, target: str, headers: list[tuple[str, str]],
-                       body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        client = self.upstream.client
-        request = client.build_request(method, self.upstream.url_for(target), headers=headers,
-                                       content=body)
-        response = await client.send(request, stream=True)
+    async def _forward(self, method: str, target: bytes, headers: RawHeaders,
+                       body: bytes) -> tuple[int, str, RawHeaders, bytes]:
+        answer = await self.upstream.send(method, target, headers, body)
         try:
             chunks, size = [], 0
-            async for chunk in response.aiter_bytes():  # decoded, should the upstream compress
+            async for chunk in answer.body():
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
-                    raise httpx.DecodingError(f"answer larger than {MAX_BODY_BYTES} bytes")
+                    raise UpstreamError(f"answer larger than {MAX_BODY_BYTES} bytes")
                 chunks.append(chunk)
         finally:
-            await response.aclose()
-        return response.status_code, response.reason_phrase, answer_headers(response), \
-            b"".join(chunks)
+            await answer.aclose()
+        return answer.status, answer.reason, answer_headers(answer), b"".join(chunks)
 
 
 async def send_json(send: Send, status: int, payload: Any) -> None:

@@ -2,28 +2,18 @@
 which headers, what the client is told when the upstream fails, and how a
 clean exchange is written to a cassette.
 
-Only the configured upstream is ever contacted: the scheme, host and port of
-every forwarded request are the upstream's own, whatever the request target or
-its `Host` header say; a target that is not a plain path (absolute-form, `*`)
-or that climbs out of the upstream's base path with `..` is refused.
+Only the configured upstream is ever contacted: every forwarded request goes
+down a connection to the upstream's own host and port (`http1.ConnectionPool`),
+whatever the request target or its `Host` header say; a target that is not a
+plain path (absolute-form, `*`) or that has `.`/`..` segments is refused.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import httpx
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` on every request; without sniffio installed (anyio
-    # no longer needs it) each try searches sys.path again: ~0.2 ms of every proxied
-    # request. A None in sys.modules makes the failing import fail at once, as before.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 from partnerkit.simulator.cassette import (
     CassetteWriter,
@@ -34,17 +24,22 @@ from partnerkit.simulator.cassette import (
     redact_interaction,
     stabilise_interaction,
 )
+from partnerkit.simulator.http1 import Answer, ConnectionPool, UpstreamError, UpstreamTimeout
 
 Scope = Mapping[str, Any]
 
-#: Headers that belong to one hop, not to the exchange, plus those the proxy sets itself.
+#: Headers that belong to one hop, not to the exchange.
 HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding",
-    "content-encoding", "proxy-connection",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
 })
-FORWARDED = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host",
-                       "x-forwarded-proto", "x-forwarded-port"})
+#: Request headers not sent on: hop-by-hop, and those the proxy sets itself.
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding"}
+#: Answer headers not sent on (the answer's Content-Length is, when it has one).
+NOT_ANSWERED = HOP_BY_HOP
+FORWARDED = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host",
+                       b"x-forwarded-proto", b"x-forwarded-port"})
+RawHeaders = list[tuple[bytes, bytes]]
 
 
 class BadUpstream(ValueError):
@@ -71,108 +66,111 @@ def check_upstream(url: str) -> str:
     return url.rstrip("/")
 
 
-def header_lists(pairs: Iterable[tuple[str, str]]) -> Headers:
+def header_lists(pairs: Iterable[tuple[bytes, bytes]]) -> Headers:
     headers: Headers = defaultdict(list)
     for name, value in pairs:
-        headers[name].append(value)
+        headers[name.decode("latin-1")].append(value.decode("latin-1"))
     return dict(headers)
 
 
 class Upstream:
-    """The upstream partner: its URL, an HTTP client made on the server's own loop,
+    """The upstream partner: its URL, a connection pool made on the server's own loop,
     and the rules for what is forwarded to it."""
 
     def __init__(self, url: str, *, timeout_s: float = 30.0, forwarded: bool = False,
-                 max_connections: int = 100) -> None:
+                 max_idle: int = 100) -> None:
         self.url = check_upstream(url)
-        self.base = httpx.URL(self.url)
-        self.prefix = self.base.raw_path.split(b"?", 1)[0].rstrip(b"/")
+        parts = urlsplit(self.url)
+        assert parts.hostname is not None
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/").encode("latin-1")
         self.timeout_s = timeout_s
         self.forwarded = forwarded  # add X-Forwarded-* (the proxy does; the recorder not)
-        self.max_connections = max_connections
+        self.max_idle = max_idle
         self.failed = 0
-        self._client: httpx.AsyncClient | None = None
+        self._pool: ConnectionPool | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # trust_env=False: no proxy or netrc from the environment decides where we go.
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout_s, follow_redirects=False, trust_env=False,
-                limits=httpx.Limits(max_connections=self.max_connections,
-                                    max_keepalive_connections=self.max_connections))
-        return self._client
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            self._pool = ConnectionPool(self.scheme, self.host, self.port,
+                                        timeout=self.timeout_s, max_idle=self.max_idle)
+        return self._pool
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
-    def target(self, scope: Scope) -> str:
+    def target(self, scope: Scope) -> bytes:
         """The request's path and query as sent on (relative to the upstream's base).
-        BadTarget for a target that is not a path or climbs out with `..`."""
+        BadTarget for a target that is not a path or has `.`/`..` segments."""
         raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         if not raw.startswith(b"/") or raw.startswith(b"//"):
             raise BadTarget("the request target must be a path such as /v1/orders")
-        segments = unquote(raw.decode("latin-1")).replace("\\", "/").split("/")
-        if any(segment in ("..", ".") for segment in segments):
-            raise BadTarget("the request path may not contain '.' or '..' segments")
+        if b"." in raw or b"%" in raw or b"\\" in raw:
+            segments = unquote(raw.decode("latin-1")).replace("\\", "/").split("/")
+            if any(segment in ("..", ".") for segment in segments):
+                raise BadTarget("the request path may not contain '.' or '..' segments")
+        if any(byte < 0x21 or byte == 0x7F for byte in raw):
+            raise BadTarget("the request target has control characters or spaces")
         if scope["query_string"]:
             raw += b"?" + scope["query_string"]
-        return raw.decode("latin-1")
+        return raw
 
-    def url_for(self, target: str) -> httpx.URL:
-        # The upstream's scheme, host and port, always; only the path and query are the
-        # request's, so nothing in a request can point this proxy elsewhere.
-        return self.base.copy_with(raw_path=self.prefix + target.encode("latin-1"))
-
-    def request_headers(self, scope: Scope) -> list[tuple[str, str]]:
-        """The client's headers less the hop-by-hop ones; Host becomes the upstream's
-        (httpx sets it from the URL) and bodies are asked for uncompressed, so that
-        faults can rewrite them and secrets in them can be redacted."""
-        headers = []
-        host = ""
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name == "host":
+    def request_headers(self, scope: Scope) -> RawHeaders:
+        """The client's headers less the hop-by-hop ones; Host is the upstream's (the
+        pool sets it) and bodies are asked for uncompressed, so that faults can rewrite
+        them and secrets in them can be redacted."""
+        headers: RawHeaders = []
+        host = b""
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"host":
                 host = value
-            if name in HOP_BY_HOP or (self.forwarded and name in FORWARDED):
+            if name in NOT_FORWARDED or (self.forwarded and name in FORWARDED):
                 continue
             headers.append((name, value))
         if self.forwarded:
             client = scope.get("client")
             if client:
-                headers.append(("x-forwarded-for", str(client[0])))
-            headers.append(("x-forwarded-proto", str(scope.get("scheme", "http"))))
+                headers.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
+            headers.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()))
             if host:
-                headers.append(("x-forwarded-host", host))
-        headers.append(("accept-encoding", "identity"))
+                headers.append((b"x-forwarded-host", host))
+        headers.append((b"accept-encoding", b"identity"))
         return headers
 
-    def failure(self, exc: httpx.HTTPError) -> tuple[int, dict[str, str]]:
+    async def send(self, method: str, target: bytes, headers: RawHeaders,
+                   body: bytes | AsyncIterator[bytes],
+                   content_length: int | None = None) -> Answer:
+        """Send a request on; UpstreamError (or UpstreamTimeout) when it fails."""
+        return await self.pool.request(method, self.prefix + target, headers, body,
+                                       content_length)
+
+    def failure(self, exc: UpstreamError) -> tuple[int, dict[str, str]]:
         """What the client is told when the upstream did not answer."""
         self.failed += 1
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, UpstreamTimeout):
             return 504, {"error": "upstream_timeout",
                          "message": f"{self.url} did not answer in {self.timeout_s} s"}
-        return 502, {"error": "upstream_unreachable",
-                     "message": f"{self.url}: {type(exc).__name__}"}
+        return 502, {"error": "upstream_unreachable", "message": f"{self.url}: {exc}"}
 
-    async def probe(self, timeout_s: float = 2.0) -> dict[str, Any]:
-        """Whether the upstream answers at all (any HTTP answer counts)."""
+    async def probe(self) -> dict[str, Any]:
+        """Whether the upstream answers at all (any HTTP answer to `GET /` counts)."""
         try:
-            response = await self.client.get(self.url + "/", timeout=min(timeout_s,
-                                                                          self.timeout_s))
-        except httpx.HTTPError as exc:
-            return {"url": self.url, "answers": False, "error": type(exc).__name__}
-        return {"url": self.url, "answers": True, "status": response.status_code}
+            answer = await self.send("GET", b"/", [(b"accept-encoding", b"identity")], b"")
+            async for _ in answer.body():
+                pass
+        except UpstreamError as exc:
+            return {"url": self.url, "answers": False, "error": str(exc)}
+        return {"url": self.url, "answers": True, "status": answer.status}
 
 
-def answer_headers(response: httpx.Response) -> list[tuple[str, str]]:
+def answer_headers(answer: Answer) -> RawHeaders:
     """An upstream answer's headers as sent on: hop-by-hop ones left out."""
-    return [(name, value) for name, value in response.headers.multi_items()
-            if name.lower() not in HOP_BY_HOP]
+    return [(name, value) for name, value in answer.headers if name not in NOT_ANSWERED]
 
 
 class CassetteTee:
@@ -187,11 +185,13 @@ class CassetteTee:
     def count(self) -> int:
         return self.writer.count
 
-    def write(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-              status: int, reason: str, answer_headers: list[tuple[str, str]],
-              answer: bytes) -> None:
+    def write(self, method: str, target: bytes, headers: RawHeaders, body: bytes,
+              status: int, reason: str, answer_headers: RawHeaders, answer: bytes) -> None:
         interaction = redact_interaction(Interaction(
-            RecordedRequest(method, self.uri_base + target, body, header_lists(headers)),
-            RecordedResponse(status, reason, header_lists(answer_headers), answer),
+            RecordedRequest(method, self.uri_base + target.decode("latin-1"), body,
+                            header_lists(headers)),
+            RecordedResponse(status, reason, header_lists(
+                (name, value) for name, value in answer_headers if name != b"content-length"),
+                answer),
         ))
         self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)

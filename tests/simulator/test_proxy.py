@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,92 @@ def test_a_large_request_body_streams_to_the_upstream(bulk: BackgroundServer) ->
         chunked = http.post("/echo", content=iter([body[:100], body[100:]])).json()
     want = {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     assert echoed == want and chunked == want
+
+
+class EdgeApp:
+    """Answers framed every way HTTP/1.1 allows: chunked, empty (204), to HEAD."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/chunked":  # no Content-Length: uvicorn sends it chunked
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for part in (b"one,", b"two,", b"three"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        status = 204 if scope["path"] == "/empty" else 200
+        body = b"" if status == 204 else b"0123456789"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", str(len(body)).encode())] if body else []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_every_framing_of_an_answer_comes_through() -> None:
+    with BackgroundServer(EdgeApp()) as edge, FaultProxy(edge.url) as proxy, \
+            httpx.Client(base_url=proxy.url, timeout=5.0) as http:
+        for _ in range(3):  # and again on the kept-alive connections
+            assert http.get("/chunked").content == b"one,two,three"
+            empty = http.get("/empty")
+            assert empty.status_code == 204 and empty.content == b""
+            head = http.head("/sized")
+            assert head.status_code == 200 and head.headers["content-length"] == "10"
+            assert http.get("/sized").content == b"0123456789"
+
+
+def _one_shot_server(answers: list[bytes]) -> tuple[socket.socket, threading.Thread]:
+    """A raw HTTP server that answers each connection once, then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        for answer in answers:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_an_upstream_that_closes_after_each_answer() -> None:
+    """A length-framed answer, then the close; and an answer framed by the close alone."""
+    sized = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    close_framed = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close"
+    listener, thread = _one_shot_server([sized, sized, sized, close_framed])
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with FaultProxy(url, timeout_s=5.0) as proxy, \
+                httpx.Client(base_url=proxy.url, timeout=5.0) as http:
+            assert [http.get("/x").content for _ in range(3)] == [b"ok"] * 3
+            assert http.get("/x").content == b"until the close"
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def test_an_upstream_that_cuts_an_answer_cuts_the_clients() -> None:
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"
+    listener, thread = _one_shot_server([cut])
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with FaultProxy(url, timeout_s=5.0) as proxy, \
+                httpx.Client(base_url=proxy.url, timeout=5.0) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                http.get("/x")
+            assert proxy.journal()[-1]["upstream"].startswith("cut mid-body")
+    finally:
+        listener.close()
+        thread.join(5)
 
 
 # --- --out: the clean answers into a cassette ----------------------------------------------------
