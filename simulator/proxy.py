@@ -28,7 +28,6 @@ from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Message, Receiv
 from partnerkit.simulator.http1 import Answer, UpstreamError
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
-from partnerkit.simulator.recorder import send_json
 from partnerkit.simulator.replay import MAX_BODY_BYTES
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import OverlayState
@@ -38,6 +37,7 @@ from partnerkit.simulator.upstream import (
     RawHeaders,
     Upstream,
     answer_headers,
+    send_json,
 )
 
 #: Faults after which the answer is still the upstream's own, byte for byte.
@@ -76,7 +76,7 @@ class ProxyAdminAPI(AdminAPI):
 
     def routes(self) -> list[Route]:
         return [Route("/__sim/health", self.proxy_health, methods=["GET"]),
-                *super().routes()[1:]]
+                *(route for route in super().routes() if route.path != "/__sim/health")]
 
     async def proxy_health(self, request: Request) -> Response:
         if denied := self._forbidden(request):

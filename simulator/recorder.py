@@ -10,9 +10,6 @@ cassette keeps completed answers only.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from partnerkit.simulator.cassette import CassetteWriter
 from partnerkit.simulator.fault_middleware import Receive, Scope, Send
 from partnerkit.simulator.http1 import UpstreamError
@@ -23,6 +20,7 @@ from partnerkit.simulator.upstream import (
     RawHeaders,
     Upstream,
     answer_headers,
+    send_json,
 )
 
 HEALTH_PATH = "/__sim/health"
@@ -92,11 +90,3 @@ class RecorderApp:
         finally:
             await answer.aclose()
         return answer.status, answer.reason, answer_headers(answer), b"".join(chunks)
-
-
-async def send_json(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

@@ -10,8 +10,9 @@ plain path (absolute-form, `*`) or that has `.`/`..` segments is refused.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,7 @@ from partnerkit.simulator.cassette import (
 from partnerkit.simulator.http1 import Answer, ConnectionPool, UpstreamError, UpstreamTimeout
 
 Scope = Mapping[str, Any]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: Headers that belong to one hop, not to the exchange.
 HOP_BY_HOP = frozenset({
@@ -195,3 +197,12 @@ class CassetteTee:
                 answer),
         ))
         self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)
+
+
+async def send_json(send: Send, status: int, payload: Any) -> None:
+    """A small JSON answer of the proxy's own (a failure of the upstream, a refusal)."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
