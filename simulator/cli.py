@@ -19,10 +19,12 @@ import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
-from partnerkit.simulator.journal_verdicts import check_entries, judge_journal
+from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.report import build as build_report
+from partnerkit.simulator.report import write as write_report
 from partnerkit.simulator.scenario import (
     Scenario,
     ScenarioError,
@@ -140,6 +142,9 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("journal", nargs="?", type=Path, metavar="JOURNAL.json",
                         help="a journal saved from GET /__sim/journal")
     verdicts.add_argument("--format", choices=("text", "json"), default="text")
+    verdicts.add_argument("--report", type=Path, metavar="DIR",
+                          help="also write the contract report there: contracts.json (the "
+                               "shape pytest --partner-report writes) and contracts.html")
     verdicts.add_argument("--max-attempts", type=int, default=4, metavar="N",
                           help="attempts an operation may take (default 4)")
     verdicts.add_argument("--min-backoff-ms", type=float, default=5.0, metavar="M",
@@ -423,6 +428,14 @@ def _verdicts(args: argparse.Namespace) -> int:
         print(json.dumps(verdict.as_json(), indent=2))
     else:
         print(verdict.render())
+    if args.report is not None:
+        try:
+            write_report(args.report, build_report(judged_operations(verdict, source)))
+        except OSError as exc:
+            print(f"partnersim: cannot write the report to {args.report}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"contract report: {args.report / 'contracts.html'} (and contracts.json)")
     return 0 if verdict.passed else 1
 
 
