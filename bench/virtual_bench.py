@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ from typing import Any
 
 import anyio
 from hypothesis import HealthCheck, Phase, given, settings
+from results_file import append, heading
 
 from partnerkit.client import AsyncPartnerClient, RetryPolicy
 from partnerkit.contracts.harness import client_settings, observe_async
@@ -113,16 +110,10 @@ def main() -> int:
                                        retry=PRODUCTION_RETRY)
         production_rows.append((operation, len(plans), seconds, bad))
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip() or "unknown"
     total = sum(row[2] for row in production_rows)
     lines = [
-        f"## {dt.date.today().isoformat()} — commit {commit}: virtual time vs real time",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}; "
-        f"`.venv/bin/python bench/virtual_bench.py --sample {args.sample} "
-        f"--production {args.production}`.",
+        heading("virtual time vs real time", f".venv/bin/python bench/virtual_bench.py "
+                f"--sample {args.sample} --production {args.production}"),
         "",
         f"Same {len(short)} fault plans (`fault_plans(paths=['/v1/orders/*'], "
         f"max_latency_ms=150)`), `get_order`, timeout 1 s, deadline 4 s:",
@@ -147,8 +138,7 @@ def main() -> int:
     section = "\n".join(lines)
     print(section)
     if not args.no_append:
-        with (BENCH / "results.md").open("a") as results:
-            results.write("\n" + section)
+        append(section)
     return 0
 
 
