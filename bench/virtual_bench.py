@@ -3,11 +3,13 @@
 1. The same sample of fault plans (short settings: timeout 1 s, deadline 4 s)
    judged for `get_order` over a real loopback socket and on virtual time:
    examples per second each, and the ratio (target >= 50x).
-2. 400 examples per property at production settings (timeout 5 s, deadline
+2. The first few production-settings plans over a socket and on virtual time.
+3. 400 examples per property at production settings (timeout 5 s, deadline
    30 s, Retry-After to 60 s, token TTL 3,600 s) on virtual time, for
    get_order, acknowledge and iter_orders: wall time (target <= 60 s).
 
-    .venv/bin/python bench/virtual_bench.py [--sample 40] [--production 400] [--no-append]
+    .venv/bin/python bench/virtual_bench.py [--sample 60] [--production 400]
+        [--production-real 5] [--no-append]
 """
 
 from __future__ import annotations
@@ -57,15 +59,16 @@ def sample(strategy: Any, count: int) -> list[dict[str, Any]]:
     return plans[:count]
 
 
-def over_a_socket(plans: list[dict[str, Any]]) -> tuple[float, int]:
+def over_a_socket(plans: list[dict[str, Any]], timeout: float = 1.0, deadline: float = 4.0,
+                  retry: RetryPolicy = SHORT_RETRY) -> tuple[float, int]:
     violated = 0
-    observed = client_settings(timeout=1.0, deadline=4.0, retry=SHORT_RETRY)
+    observed = client_settings(timeout=timeout, deadline=deadline, retry=retry)
     with FakePartner({"rules": []}) as partner:
 
         async def main() -> Any:
             async with AsyncPartnerClient.from_url(
                     partner.url, client_id="orderops", client_secret=SECRET,
-                    timeout=1.0, deadline=4.0, retry=SHORT_RETRY) as client:
+                    timeout=timeout, deadline=deadline, retry=retry) as client:
                 return await observe_async(partner, "get_order",
                                            lambda: client.get_order("ORD-000003"), observed)
 
@@ -93,8 +96,10 @@ def on_virtual_time(plans: list[dict[str, Any]], operation: str, **options: Any
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=int, default=40)
+    parser.add_argument("--sample", type=int, default=60)
     parser.add_argument("--production", type=int, default=400)
+    parser.add_argument("--production-real", type=int, default=5,
+                        help="production plans also run over a socket in real time")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     asyncio.set_event_loop_policy(None)
@@ -103,6 +108,11 @@ def main() -> int:
     real_s, real_bad = over_a_socket(short)
     virtual_s, virtual_bad = on_virtual_time(short, "get_order", timeout=1.0, deadline=4.0,
                                              retry=SHORT_RETRY)
+    production_sample = sample(production_fault_plans(), args.production_real)
+    production_real_s, production_real_bad = over_a_socket(
+        production_sample, timeout=5.0, deadline=30.0, retry=PRODUCTION_RETRY)
+    production_virtual_s, production_virtual_bad = on_virtual_time(
+        production_sample, "get_order", timeout=5.0, deadline=30.0, retry=PRODUCTION_RETRY)
     production_rows = []
     for operation in RUNS:
         plans = sample(production_fault_plans(), args.production)
@@ -124,6 +134,17 @@ def main() -> int:
         f"{real_bad} |",
         f"| virtual time, in process | {virtual_s:.2f} | {len(short) / virtual_s:.1f} | "
         f"{real_s / virtual_s:.0f} | {virtual_bad} |",
+        "",
+        f"The first {len(production_sample)} production-settings plans, `get_order`, timeout "
+        f"5 s, deadline 30 s:",
+        "",
+        "| run | wall s | examples/s | × real | plans with violations |",
+        "|---|---:|---:|---:|---:|",
+        f"| real time, loopback socket | {production_real_s:.2f} | "
+        f"{len(production_sample) / production_real_s:.2f} | 1 | {production_real_bad} |",
+        f"| virtual time, in process | {production_virtual_s:.3f} | "
+        f"{len(production_sample) / production_virtual_s:.0f} | "
+        f"{production_real_s / production_virtual_s:.0f} | {production_virtual_bad} |",
         "",
         "Production settings on virtual time (timeout 5 s, deadline 30 s, Retry-After to 60 s, "
         "latency to 12 s, token TTL 3,600 s, windows/flaps/ramps over 60 s):",
