@@ -44,6 +44,11 @@ class AdminAPI:
         return error_response(401, "admin_token_required",
                               "this fake partner's admin API needs the X-Admin-Token header")
 
+    def denied(self, request: Request) -> Response | None:
+        """The 401 for a request without the admin token, or None: for pages
+        served beside the admin API (the dashboard) that share its gate."""
+        return self._forbidden(request)
+
     async def health(self, request: Request) -> Response:
         return self._forbidden(request) or json_response(200, self.state.describe())
 

@@ -14,6 +14,7 @@ from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter, error_re
 from partnerkit.simulator.replay import ReplayAPI, ReplayState
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.ui import Dashboard
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -26,6 +27,12 @@ def _starlette(routes: list[Route]) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
+def _admin(state: PartnerState, admin_token: str | None) -> Starlette:
+    """The admin API and, beside it behind the same token, the dashboard at /__sim/ui."""
+    admin = AdminAPI(state, admin_token)
+    return _starlette(admin.routes() + Dashboard(state, admin).routes())
+
+
 class PartnerApp(FaultMiddleware):
     """The ASGI app of the fake partner; `.state` is its live state."""
 
@@ -36,12 +43,10 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
     process through `httpx.ASGITransport` (connection faults then raise)."""
     state = state or PartnerState(scenario, journal_size=journal_size)
     api = PartnerRouter(PartnerAPI(state))
-    admin = _starlette(AdminAPI(state, admin_token).routes())
-    return PartnerApp(api, admin, state)
+    return PartnerApp(api, _admin(state, admin_token), state)
 
 
 def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> PartnerApp:
     """A fake partner answering from a cassette, with the fault overlay and the
     admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
-    admin = _starlette(AdminAPI(state, admin_token).routes())
-    return PartnerApp(ReplayAPI(state.index), admin, state, simulated=False)
+    return PartnerApp(ReplayAPI(state.index), _admin(state, admin_token), state, simulated=False)
