@@ -14,6 +14,7 @@ const view = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
   entries: new Map(), // seq -> entry
   paused: false,
+  frozenAt: 0, // the newest seq shown when the journal was paused
   unseen: 0, // arrived while paused
   skipped: 0, // not sent: more arrived in a tick than a page is sent
   filters: { path: "", status: "", rule: "", fault: "" },
@@ -175,10 +176,13 @@ function addEntries(batch) {
 
 function dropBefore(first) {
   // The journal was cleared or its ring moved on: drop what it no longer holds.
+  let dropped = 0;
   for (const seq of view.entries.keys()) {
-    if (!first || seq < first) view.entries.delete(seq);
-    else break; // insertion order is seq order for new entries
+    if (first && seq >= first) break; // insertion order is seq order
+    view.entries.delete(seq);
+    dropped += 1;
   }
+  return dropped > 0;
 }
 
 function trim() {
@@ -189,9 +193,19 @@ function trim() {
 
 let renderQueued = false;
 function scheduleRender() {
-  if (renderQueued || view.paused) return;
+  if (renderQueued) return;
   renderQueued = true;
   requestAnimationFrame(() => { renderQueued = false; renderJournal(); });
+}
+
+const rowCache = new Map(); // seq -> {entry, tr}: a row is rebuilt only when its entry changed
+
+function rowFor(entry) {
+  const cached = rowCache.get(entry.seq);
+  const tr = cached && cached.entry === entry ? cached.tr : row(entry);
+  tr.classList.toggle("selected", String(view.selected) === String(entry.seq));
+  rowCache.set(entry.seq, { entry, tr });
+  return tr;
 }
 
 function renderJournal() {
@@ -203,12 +217,20 @@ function renderJournal() {
   const rows = [];
   let matching = 0;
   for (const seq of seqs) {
+    if (view.paused && seq > view.frozenAt) continue; // arrived while paused
     const entry = view.entries.get(seq);
     if (!visible(entry)) continue;
     matching += 1;
-    if (rows.length < MAX_ROWS) rows.push(row(entry));
+    if (rows.length < MAX_ROWS) rows.push(rowFor(entry));
   }
-  body.replaceChildren(...rows);
+  // Move only what moved: rows that stay keep their element (and focus).
+  let cursor = body.firstChild;
+  for (const tr of rows) {
+    if (tr === cursor) { cursor = cursor.nextSibling; continue; }
+    body.insertBefore(tr, cursor);
+  }
+  while (cursor) { const next = cursor.nextSibling; cursor.remove(); cursor = next; }
+  for (const seq of rowCache.keys()) if (!view.entries.has(seq)) rowCache.delete(seq);
   const filtered = Object.values(view.filters).some(Boolean);
   $("journal-count").textContent = filtered ? `${matching} of ${view.entries.size}` : `${view.entries.size}`;
   $("journal-empty").hidden = rows.length > 0;
@@ -219,7 +241,7 @@ function renderJournal() {
   if (view.skipped) notes.push(`${view.skipped} entries arrived too fast to show; the journal keeps them (GET /__sim/journal).`);
   if (matching > MAX_ROWS) notes.push(`Showing the newest ${MAX_ROWS} of ${matching}.`);
   $("journal-note").textContent = notes.join(" ");
-  if (focusSeq) {
+  if (focusSeq && document.activeElement !== focused) {
     const again = body.querySelector(`tr[data-seq="${focusSeq}"]`);
     if (again) again.focus({ preventScroll: true });
   }
@@ -240,7 +262,6 @@ function row(entry) {
   el("td", { class: "c-rule", text: rule, title: rule }),
   el("td", { class: "c-fault", text: fault, title: fault }),
   el("td", { class: "c-ms mono", text: entry.duration_ms === null ? "" : Number(entry.duration_ms).toFixed(1) }));
-  if (String(view.selected) === String(entry.seq)) tr.classList.add("selected");
   return tr;
 }
 
@@ -355,12 +376,11 @@ function rate() {
 function onState(data) {
   renderHealth(data.health);
   renderRules(data.rules);
-  dropBefore(data.journal_first);
-  scheduleRender();
+  if (dropBefore(data.journal_first)) scheduleRender();
   const changed = !view.scenario || view.scenario.id !== data.scenario.id;
   view.scenario = data.scenario;
   if (changed) {
-    if (!view.editorDirty) showRunning();
+    if (!view.editorDirty) showRunning(true);
     else setEditorStatus("info", "The running scenario changed. “Show running scenario” loads it.");
   }
 }
@@ -385,13 +405,17 @@ function setEditorStatus(kind, text) {
   node.textContent = text;
 }
 
-function showRunning() {
+// `quietly`: the stream says the scenario changed; keep what the editor said
+// about the last apply (it is the news), unless it said nothing yet.
+function showRunning(quietly = false) {
   if (!view.scenario) return;
   $("editor").value = view.scenario.yaml;
   view.editorDirty = false;
   $("problems").replaceChildren();
   renderGutter();
-  setEditorStatus("", `Running: ${view.scenario.name} (seed ${view.scenario.seed}).`);
+  if (!quietly || !$("editor-status").textContent) {
+    setEditorStatus("", `Running: ${view.scenario.name} (seed ${view.scenario.seed}).`);
+  }
 }
 
 function goToLine(line) {
@@ -533,6 +557,7 @@ function togglePause() {
   button.setAttribute("aria-pressed", String(view.paused));
   if (view.paused) {
     view.unseen = 0;
+    view.frozenAt = view.lastSeq;
     button.textContent = "Resume";
     setConn("paused", "Paused");
   } else {
@@ -620,7 +645,7 @@ function wire() {
     event.preventDefault();
     applyScenario(editor.value);
   });
-  $("revert").addEventListener("click", showRunning);
+  $("revert").addEventListener("click", () => showRunning());
 
   $("reset").addEventListener("click", async () => {
     try {
