@@ -33,9 +33,13 @@ from partnerkit.simulator.state import PartnerState
 #: How often an open page's stream looks at the journal: well inside the 1 s a
 #: new request may take to show, and only while a page is open.
 TICK_S = 0.1
+#: Under a flood (a full batch last time) the stream looks less often: nobody
+#: reads thousands of rows a second, and the page's drawing shares the cores
+#: with the fake partner it watches.
+BUSY_TICK_S = 0.5
 #: At most this many new entries per tick: a page shows the newest, and a
-#: flood of traffic costs the stream a bounded amount of work per tick.
-BATCH_LIMIT = 200
+#: flood of traffic costs the stream (and the page) a bounded amount of work.
+BATCH_LIMIT = 50
 #: In-flight entries a stream re-reads until they complete.
 MAX_PENDING = 500
 #: Health figures (uptime) refresh at least this often.
@@ -140,10 +144,12 @@ class _Stream:
         self.state_at = 0.0
         self.scenario_id = 0
         self.yaml = ""
+        self.busy = False  # the last batch was full
 
     def entries(self) -> bytes | None:
         journal = self.state.journal
         first, new = journal.tail(self.after, BATCH_LIMIT)
+        self.busy = len(new) == BATCH_LIMIT
         skipped = 0
         if new:
             skipped = max(0, new[0]["seq"] - max(self.after, first - 1) - 1)
@@ -253,4 +259,4 @@ class Dashboard:
             elif now - quiet_since >= KEEPALIVE_S:
                 quiet_since = now
                 yield b": keep-alive\n\n"
-            await waits.sleep(TICK_S)
+            await waits.sleep(BUSY_TICK_S if stream.busy else TICK_S)

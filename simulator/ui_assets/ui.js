@@ -4,7 +4,7 @@
 "use strict";
 
 const MAX_ENTRIES = 2000; // kept in the page
-const MAX_ROWS = 500; // drawn in the table
+const MAX_ROWS = 100; // drawn in the table
 const TOKEN_KEY = "partnersim-admin-token";
 const ACTIONS = ["status", "rate_limit", "malformed", "schema_drift", "cursor_drift",
   "disconnect", "auth"];
@@ -158,8 +158,10 @@ function visible(entry) {
 }
 
 function addEntries(batch) {
+  let unordered = false;
   for (const entry of batch.entries) {
     const known = view.entries.has(entry.seq);
+    if (!known && entry.seq < view.lastSeq) unordered = true;
     view.entries.set(entry.seq, entry);
     if (!known) {
       if (!window.__partnersimSeen) window.__partnersimSeen = new Map();
@@ -168,9 +170,13 @@ function addEntries(batch) {
       view.lastSeq = Math.max(view.lastSeq, entry.seq);
     }
   }
+  if (unordered) { // e.g. after a reconnect: keep the Map in seq order
+    view.entries = new Map([...view.entries].sort((a, b) => a[0] - b[0]));
+  }
   view.skipped += batch.skipped || 0;
   dropBefore(batch.first);
   trim();
+  if (view.paused) $("pause").textContent = view.unseen ? `Resume (${view.unseen} new)` : "Resume";
   scheduleRender();
 }
 
@@ -186,9 +192,11 @@ function dropBefore(first) {
 }
 
 function trim() {
-  if (view.entries.size <= MAX_ENTRIES) return;
-  const seqs = [...view.entries.keys()].sort((a, b) => a - b);
-  for (const seq of seqs.slice(0, view.entries.size - MAX_ENTRIES)) view.entries.delete(seq);
+  // A Map iterates in insertion order, which is seq order: the oldest come first.
+  for (const seq of view.entries.keys()) {
+    if (view.entries.size <= MAX_ENTRIES) break;
+    view.entries.delete(seq);
+  }
 }
 
 let renderQueued = false;
@@ -211,9 +219,9 @@ function rowFor(entry) {
 function renderJournal() {
   const body = $("journal-rows");
   const focused = document.activeElement && document.activeElement.closest
-    ? document.activeElement.closest("tr[data-seq]") : null;
+    ? document.activeElement.closest(".jrow[data-seq]") : null;
   const focusSeq = focused ? focused.dataset.seq : null;
-  const seqs = [...view.entries.keys()].sort((a, b) => b - a);
+  const seqs = [...view.entries.keys()].reverse(); // newest first (insertion order is seq order)
   const rows = [];
   let matching = 0;
   for (const seq of seqs) {
@@ -242,7 +250,7 @@ function renderJournal() {
   if (matching > MAX_ROWS) notes.push(`Showing the newest ${MAX_ROWS} of ${matching}.`);
   $("journal-note").textContent = notes.join(" ");
   if (focusSeq && document.activeElement !== focused) {
-    const again = body.querySelector(`tr[data-seq="${focusSeq}"]`);
+    const again = body.querySelector(`.jrow[data-seq="${focusSeq}"]`);
     if (again) again.focus({ preventScroll: true });
   }
 }
@@ -253,15 +261,15 @@ function row(entry) {
   const fault = faultSummary(entry.fault);
   const query = entry.query && Object.keys(entry.query).length
     ? "?" + new URLSearchParams(entry.query).toString() : "";
-  const tr = el("tr", { "data-seq": entry.seq, tabindex: "0",
+  const tr = el("div", { role: "row", class: "jrow", "data-seq": entry.seq, tabindex: "0",
     "aria-label": `${entry.method} ${entry.path} ${status === "…" ? "in flight" : status}${rule ? `, rule ${rule}` : ""}${fault ? `, ${fault}` : ""}` },
-  el("td", { class: "c-time mono", text: clock(entry.at) }),
-  el("td", { class: "c-method", text: entry.method }),
-  el("td", { class: "c-path mono", title: entry.path + query }, entry.path, query ? el("span", { class: "query", text: query }) : null),
-  el("td", { class: "c-status" }, el("span", { class: `badge ${statusClass(entry)}`, text: status })),
-  el("td", { class: "c-rule", text: rule, title: rule }),
-  el("td", { class: "c-fault", text: fault, title: fault }),
-  el("td", { class: "c-ms mono", text: entry.duration_ms === null ? "" : Number(entry.duration_ms).toFixed(1) }));
+  el("span", { role: "cell", class: "c-time mono", text: clock(entry.at) }),
+  el("span", { role: "cell", class: "c-method", text: entry.method }),
+  el("span", { role: "cell", class: "c-path mono", title: entry.path + query }, entry.path, query ? el("span", { class: "query", text: query }) : null),
+  el("span", { role: "cell", class: "c-status" }, el("span", { class: `badge ${statusClass(entry)}`, text: status })),
+  el("span", { role: "cell", class: "c-rule", text: rule, title: rule }),
+  el("span", { role: "cell", class: "c-fault", text: fault, title: fault }),
+  el("span", { role: "cell", class: "c-ms mono", text: entry.duration_ms === null ? "" : Number(entry.duration_ms).toFixed(1) }));
   return tr;
 }
 
@@ -309,6 +317,9 @@ function matchSummary(match) {
 }
 
 function renderRules(rules) {
+  const key = JSON.stringify(rules);
+  if (key === view.rulesKey) return;
+  view.rulesKey = key;
   $("rules-count").textContent = rules.length ? String(rules.length) : "";
   $("rules-empty").hidden = rules.length > 0;
   $("rules").replaceChildren(...rules.map((rule) => {
@@ -349,6 +360,9 @@ function duration(seconds) {
 }
 
 function renderHealth(health) {
+  const key = JSON.stringify(health) + view.lastSeq;
+  if (key === view.healthKey) return;
+  view.healthKey = key;
   const items = [];
   const add = (label, value, id) => items.push(el("div", { class: "fig", id },
     el("dt", { text: label }), el("dd", { text: value })));
@@ -474,8 +488,8 @@ async function loadReady() {
   const list = (result.payload && result.payload.scenarios) || [];
   $("ready-wrap").hidden = list.length === 0;
   $("ready").replaceChildren(...list.map((item) => {
-    const button = el("button", { type: "button", class: "ready-item", title: item.summary || item.file },
-      el("strong", { text: item.name }), item.summary ? el("span", { class: "muted", text: item.summary }) : null);
+    const button = el("button", { type: "button", class: "ready-item",
+      title: `${item.summary || item.file} One click applies it.` }, item.name);
     button.setAttribute("aria-label", `Apply ready-made scenario ${item.name}${item.summary ? `: ${item.summary}` : ""}`);
     button.addEventListener("click", async () => {
       $("editor").value = item.text;
@@ -589,17 +603,14 @@ function wire() {
   }
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   $("pause").addEventListener("click", togglePause);
-  setInterval(() => {
-    if (view.paused) $("pause").textContent = view.unseen ? `Resume (${view.unseen} new)` : "Resume";
-  }, 250);
 
   const rows = $("journal-rows");
   rows.addEventListener("click", (event) => {
-    const tr = event.target.closest("tr[data-seq]");
+    const tr = event.target.closest(".jrow[data-seq]");
     if (tr) openDetail(tr.dataset.seq);
   });
   rows.addEventListener("keydown", (event) => {
-    const tr = event.target.closest("tr[data-seq]");
+    const tr = event.target.closest(".jrow[data-seq]");
     if (!tr) return;
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); openDetail(tr.dataset.seq); }
     else if (event.key === "ArrowDown" && tr.nextElementSibling) { event.preventDefault(); tr.nextElementSibling.focus(); }
@@ -610,7 +621,7 @@ function wire() {
     view.selected = null;
     scheduleRender();
     requestAnimationFrame(() => {
-      const tr = rows.querySelector(`tr[data-seq="${seq}"]`);
+      const tr = rows.querySelector(`.jrow[data-seq="${seq}"]`);
       if (tr) tr.focus();
     });
   });
