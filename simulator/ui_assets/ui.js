@@ -94,7 +94,7 @@ function compact(value) {
 function faultSummary(fault) {
   if (!fault || typeof fault !== "object") return "";
   if (Array.isArray(fault.one_of)) {
-    return `one_of ${fault.one_of.length}`;
+    return `one_of: ${fault.one_of.length} faults`;
   }
   const parts = [];
   for (const key of ACTIONS) {
