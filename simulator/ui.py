@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.engine import FaultEngine
 from partnerkit.simulator.partner_api import error_response, json_response
 from partnerkit.simulator.scenario import Rule, Scenario
 from partnerkit.simulator.state import PartnerState
@@ -140,10 +141,10 @@ class _Stream:
         self.state = state
         self.after = 0  # the newest seq sent
         self.pending: dict[int, None] = {}  # in-flight seqs, oldest first
-        self.state_key: tuple[Any, ...] = ()
+        self.scenario: Scenario | None = None  # what the page was last told about
+        self.engine: FaultEngine | None = None
+        self.counts: tuple[Any, ...] = ()
         self.state_at = 0.0
-        self.scenario_id = 0
-        self.yaml = ""
         self.busy = False  # the last batch was full
 
     def entries(self) -> bytes | None:
@@ -175,22 +176,26 @@ class _Stream:
         scenario, engine = state.scenario, state.engine
         spent = engine.spent()
         first, _ = state.journal.tail(self.after, 0)
-        key = (id(scenario), id(engine), tuple(spent), first, len(state.journal))
+        counts = (tuple(spent), first, len(state.journal))
+        # Identity, not equality: applying the same scenario again restarts its
+        # budgets. Holding the objects (not their ids) means no id is reused.
+        same = self.scenario is scenario and self.engine is engine and self.counts == counts
         now = time.monotonic()
-        if not force and key == self.state_key and now - self.state_at < STATE_EVERY_S:
+        if not force and same and now - self.state_at < STATE_EVERY_S:
             return None
-        self.state_key, self.state_at = key, now
-        if id(scenario) != self.scenario_id:
-            self.scenario_id, self.yaml = id(scenario), scenario_yaml(scenario)
+        shown: dict[str, Any] = {"name": scenario.name, "seed": scenario.seed}
+        if self.scenario is not scenario:  # the YAML only when the scenario changed
+            shown["yaml"] = scenario_yaml(scenario)
+        self.scenario, self.engine, self.counts, self.state_at = scenario, engine, counts, now
         raw_rules = scenario.source.get("rules", [])
         rules = [_rule_view(rule, raw_rules[rule.index] if rule.index < len(raw_rules) else {},
                             spent[rule.index] if rule.index < len(spent) else 0)
                  for rule in scenario.rules]
         return _sse("state", {
+            "started": state.started,  # a restarted fake partner is another one
             "health": state.describe(),
             "journal_first": first,
-            "scenario": {"id": self.scenario_id, "name": scenario.name, "seed": scenario.seed,
-                         "yaml": self.yaml},
+            "scenario": shown,
             "rules": rules,
         })
 

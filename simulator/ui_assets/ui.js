@@ -18,13 +18,15 @@ const view = {
   unseen: 0, // arrived while paused
   skipped: 0, // not sent: more arrived in a tick than a page is sent
   filters: { path: "", status: "", rule: "", fault: "" },
-  scenario: null, // {id, name, seed, yaml}
+  scenario: null, // {name, seed, yaml}
   editorDirty: false,
+  justApplied: false, // the next scenario the stream reports is the one we applied
   stream: null, // AbortController of the open stream
   rates: [], // [time, seq] samples for req/s
   lastSeq: 0,
   selected: null,
   readyLoaded: false,
+  started: null, // when the fake partner behind the stream started
 };
 
 // --- helpers -------------------------------------------------------------------
@@ -164,8 +166,6 @@ function addEntries(batch) {
     if (!known && entry.seq < view.lastSeq) unordered = true;
     view.entries.set(entry.seq, entry);
     if (!known) {
-      if (!window.__partnersimSeen) window.__partnersimSeen = new Map();
-      window.__partnersimSeen.set(entry.seq, Date.now() / 1000);
       if (view.paused) view.unseen += 1;
       view.lastSeq = Math.max(view.lastSeq, entry.seq);
     }
@@ -182,6 +182,7 @@ function addEntries(batch) {
 
 function dropBefore(first) {
   // The journal was cleared or its ring moved on: drop what it no longer holds.
+  if (!first) view.skipped = 0;
   let dropped = 0;
   for (const seq of view.entries.keys()) {
     if (first && seq >= first) break; // insertion order is seq order
@@ -388,12 +389,26 @@ function rate() {
 }
 
 function onState(data) {
+  if (view.started !== null && view.started !== data.started) {
+    // Another fake partner now answers at this address (it was restarted):
+    // its journal counts from 1 again, so nothing shown so far is its own.
+    view.entries.clear();
+    view.lastSeq = 0;
+    view.skipped = 0;
+    view.scenario = null;
+    scheduleRender();
+  }
+  view.started = data.started;
   renderHealth(data.health);
   renderRules(data.rules);
   if (dropBefore(data.journal_first)) scheduleRender();
-  const changed = !view.scenario || view.scenario.id !== data.scenario.id;
-  view.scenario = data.scenario;
-  if (changed) {
+  // The stream sends the YAML only when the running scenario changed.
+  const yaml = data.scenario.yaml;
+  const changed = yaml !== undefined && (!view.scenario || view.scenario.yaml !== yaml);
+  view.scenario = { ...data.scenario, yaml: yaml !== undefined ? yaml : view.scenario && view.scenario.yaml };
+  if (changed && view.justApplied) {
+    view.justApplied = false; // our own apply: the editor already holds it, comments and all
+  } else if (changed) {
     if (!view.editorDirty) showRunning(true);
     else setEditorStatus("info", "The running scenario changed. “Show running scenario” loads it.");
   }
@@ -456,6 +471,7 @@ async function applyScenario(text, label) {
   const { status, payload } = result;
   if (status === 200) {
     view.editorDirty = false;
+    view.justApplied = true;
     $("problems").replaceChildren();
     renderGutter();
     setEditorStatus("good", `Applied ${label || `“${payload.scenario}”`}: ${payload.rules} rule(s); budgets and data set start afresh.`);

@@ -377,3 +377,19 @@ def test_stays_live_while_the_fake_partner_is_busy(page: WebDriver) -> None:
         assert row_paths(page)[0] == "/v1/orders"
         assert page.find_element(By.CSS_SELECTOR, "#journal-rows .jrow").get_attribute(
             "data-seq") == str(partner.journal()[-1]["seq"])
+
+
+def test_the_page_reconnects_and_tells_a_restarted_fake_partner_apart(page: WebDriver) -> None:
+    first = FakePartner().start()
+    port = int(first.url.rsplit(":", 1)[1])
+    try:
+        open_dashboard(page, first.url)
+        httpx.get(f"{first.url}/v1/orders/OLD")
+        wait(page, lambda d: "/v1/orders/OLD" in row_paths(d))
+    finally:
+        first.close()
+    wait(page, lambda d: by_id(d, "conn").get_attribute("data-state") == "down")
+    with FakePartner(port=port) as second:
+        wait(page, lambda d: by_id(d, "conn").get_attribute("data-state") == "live")
+        httpx.get(f"{second.url}/v1/orders/NEW")
+        wait(page, lambda d: row_paths(d) == ["/v1/orders/NEW"])  # the old journal is gone
