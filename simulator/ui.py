@@ -40,7 +40,9 @@ TICK_S = 0.1
 BUSY_TICK_S = 0.5
 #: At most this many new entries per tick: a page shows the newest, and a
 #: flood of traffic costs the stream (and the page) a bounded amount of work.
-BATCH_LIMIT = 50
+BATCH_LIMIT = 20
+#: A page that opens gets this much of the journal's past first.
+HISTORY = 100
 #: In-flight entries a stream re-reads until they complete.
 MAX_PENDING = 500
 #: Health figures (uptime) refresh at least this often.
@@ -146,14 +148,20 @@ class _Stream:
         self.counts: tuple[Any, ...] = ()
         self.state_at = 0.0
         self.busy = False  # the last batch was full
+        self.opened = False  # the first batch (the past) has been sent
 
-    def entries(self) -> bytes | None:
+    def entries(self, limit: int = BATCH_LIMIT) -> bytes | None:
+        """New entries and the in-flight ones that completed since the last call;
+        `skipped` counts what arrived too fast to send (not the past before the
+        page opened)."""
         journal = self.state.journal
-        first, new = journal.tail(self.after, BATCH_LIMIT)
-        self.busy = len(new) == BATCH_LIMIT
+        history, self.opened = not self.opened, True
+        first, new = journal.tail(self.after, limit)
+        self.busy = len(new) == limit and not history
         skipped = 0
-        if new:
+        if new and not history:
             skipped = max(0, new[0]["seq"] - max(self.after, first - 1) - 1)
+        if new:
             self.after = new[-1]["seq"]
         updated = [entry for entry in journal.find(list(self.pending))
                    if entry["duration_ms"] is not None]
@@ -251,6 +259,7 @@ class Dashboard:
         waits = self.state.waits
         yield b"retry: 1000\n\n"
         yield stream.snapshot(force=True) or b""
+        yield stream.entries(HISTORY) or b""
         quiet_since = time.monotonic()
         while not waits.closing:
             sent = False

@@ -212,3 +212,15 @@ def test_journal_tail_returns_only_what_is_new(size: int) -> None:
     assert [e["seq"] for e in journal.find([1, 8, 9])] == [8]
     new[-1]["status"] = 999  # copies: the journal keeps its own
     assert journal.entries()[-1]["status"] is None
+
+
+def test_a_page_opening_late_gets_the_recent_past_and_no_false_alarm(
+        partner: FakePartner) -> None:
+    with httpx.Client(base_url=partner.url) as http:
+        for _ in range(150):
+            http.get("/v1/orders")
+    with events(partner.url) as stream:
+        batch = stream.wait_for(lambda name, _: name == "entries")
+    assert len(batch["entries"]) == 100  # the newest 100 of 150
+    assert batch["entries"][-1]["seq"] == partner.journal()[-1]["seq"]
+    assert batch["skipped"] == 0  # the past is not "too fast to show"
