@@ -27,6 +27,8 @@ const view = {
   selected: null,
   readyLoaded: false,
   started: null, // when the fake partner behind the stream started
+  tabStop: null, // seq of the row that holds the list's one tab stop
+  tabStopRow: null,
 };
 
 // --- helpers -------------------------------------------------------------------
@@ -250,6 +252,14 @@ function renderJournal() {
   if (view.skipped) notes.push(`${view.skipped} entries arrived too fast to show; the journal keeps them (GET /__sim/journal).`);
   if (matching > MAX_ROWS) notes.push(`Showing the newest ${MAX_ROWS} of ${matching}.`);
   $("journal-note").textContent = notes.join(" ");
+  // One tab stop for the whole list (a roving tabindex): the row last focused,
+  // or the newest; the arrow keys move from there.
+  const stop = body.querySelector(`.jrow[data-seq="${view.tabStop}"]`) || body.firstChild;
+  if (stop !== view.tabStopRow) {
+    if (view.tabStopRow) view.tabStopRow.tabIndex = -1;
+    if (stop) stop.tabIndex = 0;
+    view.tabStopRow = stop;
+  }
   if (focusSeq && document.activeElement !== focused) {
     const again = body.querySelector(`.jrow[data-seq="${focusSeq}"]`);
     if (again) again.focus({ preventScroll: true });
@@ -262,7 +272,7 @@ function row(entry) {
   const fault = faultSummary(entry.fault);
   const query = entry.query && Object.keys(entry.query).length
     ? "?" + new URLSearchParams(entry.query).toString() : "";
-  const tr = el("div", { role: "row", class: "jrow", "data-seq": entry.seq, tabindex: "0",
+  const tr = el("div", { role: "row", class: "jrow", "data-seq": entry.seq, tabindex: "-1",
     "aria-label": `${entry.method} ${entry.path} ${status === "…" ? "in flight" : status}${rule ? `, rule ${rule}` : ""}${fault ? `, ${fault}` : ""}` },
   el("span", { role: "cell", class: "c-time mono", text: clock(entry.at) }),
   el("span", { role: "cell", class: "c-method", text: entry.method }),
@@ -625,12 +635,22 @@ function wire() {
     const tr = event.target.closest(".jrow[data-seq]");
     if (tr) openDetail(tr.dataset.seq);
   });
+  rows.addEventListener("focusin", (event) => {
+    const tr = event.target.closest(".jrow[data-seq]");
+    if (!tr || tr === view.tabStopRow) return;
+    if (view.tabStopRow) view.tabStopRow.tabIndex = -1;
+    tr.tabIndex = 0;
+    view.tabStopRow = tr;
+    view.tabStop = tr.dataset.seq;
+  });
   rows.addEventListener("keydown", (event) => {
     const tr = event.target.closest(".jrow[data-seq]");
     if (!tr) return;
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); openDetail(tr.dataset.seq); }
     else if (event.key === "ArrowDown" && tr.nextElementSibling) { event.preventDefault(); tr.nextElementSibling.focus(); }
     else if (event.key === "ArrowUp" && tr.previousElementSibling) { event.preventDefault(); tr.previousElementSibling.focus(); }
+    else if (event.key === "Home" && rows.firstElementChild) { event.preventDefault(); rows.firstElementChild.focus(); }
+    else if (event.key === "End" && rows.lastElementChild) { event.preventDefault(); rows.lastElementChild.focus(); }
   });
   $("detail").addEventListener("close", () => {
     const seq = view.selected;

@@ -173,7 +173,11 @@ def test_an_entry_opens_to_its_redacted_request_rule_and_fault_by_keyboard(
         wait(page, lambda d: row_paths(d)[:1] == ["/v1/orders/ORD-000003?fields=all"])
         row = page.find_element(By.CSS_SELECTOR, "#journal-rows .jrow")
         seq = row.get_attribute("data-seq")
-        row.send_keys(Keys.ENTER)  # rows are focusable: Enter opens one
+        by_id(page, "f-fault").send_keys(Keys.TAB)  # from the last filter, Tab reaches the list
+        assert page.switch_to.active_element.get_attribute("data-seq") == seq
+        page.switch_to.active_element.send_keys(Keys.ARROW_DOWN)  # the token request
+        assert page.switch_to.active_element.get_attribute("data-seq") == str(int(seq) - 1)
+        page.switch_to.active_element.send_keys(Keys.ARROW_UP, Keys.ENTER)  # Enter opens it
         dialog = wait(page, lambda d: by_id(d, "detail") if by_id(d, "detail").is_displayed()
                       else None)
         text = dialog.text
