@@ -224,3 +224,10 @@ def test_a_page_opening_late_gets_the_recent_past_and_no_false_alarm(
     assert len(batch["entries"]) == 100  # the newest 100 of 150
     assert batch["entries"][-1]["seq"] == partner.journal()[-1]["seq"]
     assert batch["skipped"] == 0  # the past is not "too fast to show"
+
+
+def test_the_stream_works_on_the_h11_stack_too() -> None:
+    with FakePartner(http="h11") as partner, events(partner.url) as stream:
+        stream.wait_for(lambda name, _: name == "state")
+        httpx.get(f"{partner.url}/v1/orders")
+        stream.wait_for(entries_with("/v1/orders"))
