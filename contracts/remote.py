@@ -32,7 +32,13 @@ class RemotePartner:
         self._admin.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._admin.request(method, path, **kwargs)
+        try:
+            response = self._admin.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise RemotePartnerError(
+                f"nothing answers at {self.url} ({type(error).__name__}: {error or 'no answer'}); "
+                f"start a fake partner there first (make serve, or partnersim serve "
+                f"--port PORT)") from None
         if response.status_code >= 400:
             raise RemotePartnerError(f"{method} /__sim{path} answered {response.status_code}: "
                                      f"{response.text[:2000]}")

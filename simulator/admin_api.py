@@ -1,4 +1,4 @@
-"""The admin API under /__sim/: health, scenario, reset, journal.
+"""The admin API under /__sim/: health, scenario, reset, journal, verdicts.
 
 Loopback-only by default (the servers bind 127.0.0.1) and, when started
 with an admin token, closed to requests without `X-Admin-Token`. A bad
@@ -8,16 +8,27 @@ scenario is refused with every problem and the running one stays.
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from partnerkit.simulator.partner_api import error_response, json_response, read_limited
+from partnerkit.simulator.journal_verdicts import judge_journal
+from partnerkit.simulator.partner_api import json_response, read_limited
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
+
+
+def admin_json(status: int, payload: Any) -> Response:
+    """An admin answer: JSON ending in a newline, so answers in a terminal don't run together."""
+    return json_response(status, payload, end=b"\n")
+
+
+def admin_error(status: int, code: str, message: str) -> Response:
+    return admin_json(status, {"error": code, "message": message})
 
 
 class AdminAPI:
@@ -33,6 +44,7 @@ class AdminAPI:
             Route("/__sim/reset", self.reset, methods=["POST"]),
             Route("/__sim/journal", self.get_journal, methods=["GET"]),
             Route("/__sim/journal", self.clear_journal, methods=["DELETE"]),
+            Route("/__sim/verdicts", self.verdicts, methods=["GET"]),
         ]
 
     def _forbidden(self, request: Request) -> Response | None:
@@ -41,7 +53,7 @@ class AdminAPI:
         given = request.headers.get("x-admin-token", "")
         if hmac.compare_digest(given.encode(), self.admin_token.encode()):
             return None
-        return error_response(401, "admin_token_required",
+        return admin_error(401, "admin_token_required",
                               "this fake partner's admin API needs the X-Admin-Token header")
 
     def denied(self, request: Request) -> Response | None:
@@ -50,12 +62,12 @@ class AdminAPI:
         return self._forbidden(request)
 
     async def health(self, request: Request) -> Response:
-        return self._forbidden(request) or json_response(200, self.state.describe())
+        return self._forbidden(request) or admin_json(200, self.state.describe())
 
     async def get_scenario(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
-        return json_response(200, {"scenario": self.state.scenario.source,
+        return admin_json(200, {"scenario": self.state.scenario.source,
                                    "spent": self.state.engine.spent()})
 
     async def put_scenario(self, request: Request) -> Response:
@@ -63,34 +75,52 @@ class AdminAPI:
             return denied
         body = await read_limited(request, MAX_SCENARIO_BYTES)
         if body is None:
-            return error_response(413, "scenario_too_large",
+            return admin_error(413, "scenario_too_large",
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
             scenario = parse_scenario(body, source="request body")
             self.state.set_scenario(scenario)
         except ScenarioError as exc:
-            return json_response(422, {
+            return admin_json(422, {
                 "error": "invalid_scenario",
                 "message": f"scenario refused with {len(exc.problems)} problem(s); "
                            "the previous scenario is still running",
                 "problems": [problem.as_json() for problem in exc.problems],
             })
-        return json_response(200, {"status": "ok", "scenario": scenario.name,
+        return admin_json(200, {"status": "ok", "scenario": scenario.name,
                                    "rules": len(scenario.rules)})
 
     async def reset(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
         self.state.reset()
-        return json_response(200, {"status": "ok"})
+        return admin_json(200, {"status": "ok"})
 
     async def get_journal(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
-        return json_response(200, {"entries": self.state.journal.entries()})
+        return admin_json(200, {"entries": self.state.journal.entries()})
 
     async def clear_journal(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
         self.state.journal.clear()
-        return json_response(200, {"status": "ok"})
+        return admin_json(200, {"status": "ok"})
+
+    async def verdicts(self, request: Request) -> Response:
+        """The generic contracts judged on the journal: `?max_attempts=N&min_backoff_ms=M`."""
+        if denied := self._forbidden(request):
+            return denied
+        try:
+            options = {name: float(value) for name, value in request.query_params.items()
+                       if name in ("max_attempts", "min_backoff_ms", "window_s")}
+            if "max_attempts" in options and not options["max_attempts"].is_integer():
+                raise ValueError("max_attempts must be a whole number")
+            verdict = judge_journal(
+                self.state.journal.entries(),
+                max_attempts=int(options.get("max_attempts", 4)),
+                min_backoff_ms=options.get("min_backoff_ms", 5.0),
+                window_s=options.get("window_s", 30.0))
+        except ValueError as exc:
+            return admin_error(400, "bad_request", str(exc))
+        return admin_json(200, verdict.as_json())

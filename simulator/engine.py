@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from partnerkit.simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
+from partnerkit.simulator.timing import Moment
 
 #: Distinct request keys remembered for seeded decisions before the memory resets.
 MAX_REMEMBERED_REQUESTS = 1_000_000
@@ -56,6 +57,7 @@ class Decision:
     fault: Fault
     rng: random.Random  # seeded for this rule and this request
     bucket: BucketOutcome | None = None
+    moment: Moment | None = None  # a timed rule: where in its window/flap/ramp it acted
 
 
 class TokenBucket:
@@ -122,6 +124,7 @@ class FaultEngine:
             self._acted = [0] * count
             self._seen: dict[str, int] = {}
             self._buckets: dict[int, TokenBucket] = {}
+            self.started = self._clock()  # timed rules count from here
 
     def spent(self) -> list[int]:
         """How many requests each rule has acted on (for the admin API)."""
@@ -137,31 +140,39 @@ class FaultEngine:
             for rule in rules:
                 if not _matches(rule, request):
                     continue
-                if self._is_idle_cursor_drift(rule, request):
-                    continue
+                moment = None
+                if rule.timing is not None:
+                    moment = rule.timing.moment(self._clock() - self.started)
+                    if moment is None:
+                        continue  # outside its window, or the service is up: no match
                 index = rule.index
-                self._matched[index] += 1
+                self._matched[index] += 1  # `after` and `every` count every match
                 eligible = self._matched[index] - rule.after
                 if eligible <= 0 or (eligible - 1) % rule.every:
+                    continue
+                if self._is_idle_cursor_drift(rule, request):
                     continue
                 if rule.times is not None and self._acted[index] >= rule.times:
                     continue
                 if occurrence is None:
                     occurrence = self._occurrence(request.key)
                 rng = seeded_rng(self.scenario.seed, index, request.key, occurrence)
-                if rule.probability is not None and rng.random() >= rule.probability:
+                probability = rule.probability
+                if moment is not None and moment.probability is not None:
+                    probability = moment.probability
+                if probability is not None and rng.random() >= probability:
                     continue
                 self._acted[index] += 1
                 fault = self._pick(rule, rng)
                 bucket = None
                 if isinstance(fault.action, RateLimit):
                     bucket = self._bucket(index, fault.action).take(self._clock())
-                return Decision(rule, fault, rng, bucket)
+                return Decision(rule, fault, rng, bucket, moment)
         return None
 
     @staticmethod
     def _is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
-        # A cursor-drift rule spends no budget on a request that has no cursor.
+        # A cursor-drift rule lets a request without a cursor pass: it spends no `times`.
         return (
             rule.fault is not None
             and isinstance(rule.fault.action, CursorDrift)

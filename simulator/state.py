@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
 from partnerkit.simulator.journal import Journal
-from partnerkit.simulator.scenario import Scenario, empty_scenario
+from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError, empty_scenario
+from partnerkit.simulator.scenario_source import Problem
 from partnerkit.simulator.tokens import TokenStore
 
 NOMINAL_LIMIT = 600  # requests per minute advertised when no rate_limit rule applies
@@ -51,7 +52,8 @@ class FaultWaits:
     """Every wait a fault makes (latency, dribble, hang), cut short at shutdown,
     so stopping the fake partner never waits for a scripted delay."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._waiters: set[asyncio.Future[None]] = set()
         self.closing = False
 
@@ -61,10 +63,19 @@ class FaultWaits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
+        waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
+        # An event loop may wake a timer up to its clock resolution early; a
+        # scripted delay must never end before it is due, so wait out the rest.
+        due = self._clock.monotonic() + seconds
         try:
-            waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
-            await asyncio.wait(waits, timeout=None if seconds == float("inf") else seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                left = None if seconds == float("inf") else due - self._clock.monotonic()
+                if left is not None and left <= 0:
+                    return
+                done, _ = await asyncio.wait(waits, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
         finally:
             self._waiters.discard(waiter)
 
@@ -79,19 +90,21 @@ class FaultWaits:
 class PartnerState:
     def __init__(self, scenario: Scenario | None = None, *, journal_size: int = 10_000,
                  client_id: str = DEFAULT_CLIENT_ID,
-                 client_secret: str = DEFAULT_CLIENT_SECRET) -> None:
+                 client_secret: str = DEFAULT_CLIENT_SECRET,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        self.clock = clock  # the one clock of this fake partner (simulator.clock)
         self.journal = Journal(journal_size)
-        self.tokens = TokenStore()
+        self.tokens = TokenStore(clock.monotonic)
         self.nominal = NominalRateLimit()
-        self.waits = FaultWaits()
-        self.started = time.time()
+        self.waits = FaultWaits(clock)
+        self.started = clock.time()
         self._lock = threading.RLock()
         self._install(scenario or empty_scenario())
 
     def _install(self, scenario: Scenario) -> None:
-        engine = FaultEngine(scenario)
+        engine = FaultEngine(scenario, self.clock.monotonic)
         store = build_store(scenario.seed, scenario.dataset)
         with self._lock:
             self.scenario = scenario
@@ -117,5 +130,42 @@ class PartnerState:
             "rules": len(self.scenario.rules),
             "journal_entries": len(self.journal),
             "journal_size": self.journal.size,
-            "uptime_s": round(time.time() - self.started, 3),
+            "uptime_s": round(self.clock.time() - self.started, 3),
         }
+
+
+def dataset_faults(scenario: Scenario, why: str) -> list[Problem]:
+    """Faults that change the simulated data set, which an overlay does not have."""
+    problems = []
+    for rule in scenario.rules:
+        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
+        for fault in faults:
+            action = fault.action
+            if isinstance(action, CursorDrift) and (action.insert or action.update
+                                                    or action.delete):
+                problems.append(Problem(
+                    f"rules[{rule.index}].fault.cursor_drift",
+                    f"insert/update/delete change the simulated data set; {why} "
+                    "(use repeat or expire, or serve the scenario instead)"))
+    return problems
+
+
+class OverlayState(PartnerState):
+    """The state of a fault overlay on answers that come from elsewhere (a cassette,
+    a real upstream): the scenario's faults and the journal, but no data set to
+    drift, so cursor_drift insert/update/delete are refused with where they are."""
+
+    #: Where the answers come from, for the refusal ("replay serves recorded pages").
+    answers_from = "the answers are not simulated"
+    #: The name of the overlay in a refusal ("replay fault overlay").
+    overlay = "fault overlay"
+
+    def _install(self, scenario: Scenario) -> None:
+        if problems := dataset_faults(scenario, self.answers_from):
+            raise ScenarioError(problems, self.overlay)
+        super()._install(scenario)
+
+    def describe(self) -> dict[str, Any]:
+        facts = super().describe()
+        facts.pop("orders", None)
+        return facts
