@@ -27,6 +27,8 @@ const view = {
   selected: null,
   readyLoaded: false,
   started: null, // when the fake partner behind the stream started
+  judgedAt: 0, // when the verdicts were last asked for
+  judgedSeq: -1, // the newest seq they covered
   tabStop: null, // seq of the row that holds the list's one tab stop
   tabStopRow: null,
 };
@@ -180,6 +182,7 @@ function addEntries(batch) {
   trim();
   if (view.paused) $("pause").textContent = view.unseen ? `Resume (${view.unseen} new)` : "Resume";
   scheduleRender();
+  verdictsDue();
 }
 
 function dropBefore(first) {
@@ -411,7 +414,7 @@ function onState(data) {
   view.started = data.started;
   renderHealth(data.health);
   renderRules(data.rules);
-  if (dropBefore(data.journal_first)) scheduleRender();
+  if (dropBefore(data.journal_first)) { scheduleRender(); view.judgedSeq = -1; verdictsDue(); }
   // The stream sends the YAML only when the running scenario changed.
   const yaml = data.scenario.yaml;
   const changed = yaml !== undefined && (!view.scenario || view.scenario.yaml !== yaml);
@@ -525,6 +528,65 @@ async function loadReady() {
     });
     return el("li", {}, button);
   }));
+}
+
+// --- verdicts: the client judged from the journal alone ------------------------------
+
+const VERDICT_QUIET_MS = 800; // judge once the traffic has paused this long
+const VERDICT_EVERY_MS = 2000; // and no more often than this
+let verdictTimer = 0;
+
+function verdictsDue() {
+  // Judging reads the whole journal: wait for a pause in the traffic, so a flood
+  // of requests does not turn into a flood of judgements.
+  clearTimeout(verdictTimer);
+  verdictTimer = setTimeout(() => {
+    const wait = VERDICT_EVERY_MS - (Date.now() - (view.judgedAt || 0));
+    if (wait > 0) verdictTimer = setTimeout(judge, wait);
+    else judge();
+  }, VERDICT_QUIET_MS);
+}
+
+async function judge() {
+  if (view.judgedSeq === view.lastSeq && view.judgedAt) return;
+  const seq = view.lastSeq;
+  view.judgedAt = Date.now();
+  let result;
+  try { result = await api("GET", "/__sim/verdicts"); } catch { return; }
+  if (result.status === 404) { $("tab-verdicts").hidden = true; return; } // an older partnersim
+  if (result.status !== 200 || !result.payload) return;
+  view.judgedSeq = seq;
+  renderVerdicts(result.payload);
+}
+
+function renderVerdicts(verdict) {
+  const count = verdict.violations.length;
+  $("verdicts-count").textContent = verdict.requests ? (count ? `✗ ${count}` : "✓") : "";
+  $("verdicts-count").className = `count ${count ? "bad-text" : "good-text"}`;
+  $("verdict-summary").className = `verdict-summary ${verdict.requests ? (count ? "bad" : "good") : ""}`;
+  $("verdict-summary").textContent = !verdict.requests
+    ? "No client requests in the journal yet."
+    : count
+      ? `${count} violation(s) in ${verdict.operations} operation(s), ${verdict.requests} request(s).`
+      : `Every contract holds: ${verdict.operations} operation(s), ${verdict.requests} request(s).`;
+  $("violations").replaceChildren(...verdict.violations.map((finding) => {
+    const seq = finding.seq;
+    const item = el("li", { class: "violation" },
+      el("span", { class: "contract", text: finding.contract }), " ",
+      el("span", { class: "mono small", text: finding.operation }),
+      el("p", { text: finding.message }));
+    if (seq !== null && seq !== undefined) {
+      const button = el("button", { type: "button", class: "quiet small", text: `journal seq ${seq}` });
+      button.addEventListener("click", () => openDetail(seq));
+      button.disabled = !view.entries.has(Number(seq));
+      item.append(button);
+    }
+    return item;
+  }));
+  const contracts = verdict.contracts || {};
+  $("contracts").replaceChildren(...Object.entries(contracts).flatMap(([id, text]) => [
+    el("dt", { class: verdict.violations.some((f) => f.contract === id) ? "bad-text" : "", text: id }),
+    el("dd", { text })]));
 }
 
 // --- the event stream ---------------------------------------------------------------
@@ -693,6 +755,7 @@ function wire() {
     applyScenario(editor.value);
   });
   $("revert").addEventListener("click", () => showRunning());
+  $("verdicts-refresh").addEventListener("click", () => { view.judgedAt = 0; view.judgedSeq = -1; judge(); });
 
   $("reset").addEventListener("click", async () => {
     try {

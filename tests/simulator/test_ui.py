@@ -17,7 +17,7 @@ import pytest
 
 from partnerkit.simulator import FakePartner, parse_scenario
 from partnerkit.simulator.journal import Journal
-from partnerkit.simulator.server import ReplayPartner
+from partnerkit.simulator.server import FaultProxy, ReplayPartner
 from partnerkit.simulator.ui import ASSETS, ready_made_scenarios
 from tests.conftest import authed_client
 from tests.simulator.test_replay import CASSETTE
@@ -231,3 +231,15 @@ def test_the_stream_works_on_the_h11_stack_too() -> None:
         stream.wait_for(lambda name, _: name == "state")
         httpx.get(f"{partner.url}/v1/orders")
         stream.wait_for(entries_with("/v1/orders"))
+
+
+def test_the_fault_proxy_serves_the_dashboard_too(partner: FakePartner) -> None:
+    with FaultProxy(partner.url, {"name": "in-front", "rules": [
+            {"name": "one-503", "match": {"path": "/v1/orders"}, "times": 1,
+             "fault": {"status": 503}}]}) as proxy, events(proxy.url) as stream:
+        assert httpx.get(f"{proxy.url}/__sim/ui").status_code == 200
+        state = stream.wait_for(lambda name, _: name == "state")
+        assert [rule["label"] for rule in state["rules"]] == ["one-503"]
+        assert httpx.get(f"{proxy.url}/v1/orders").status_code == 503
+        batch = stream.wait_for(entries_with("/v1/orders"))
+        assert batch["entries"][-1]["rule"] == "one-503"

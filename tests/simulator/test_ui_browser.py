@@ -397,3 +397,19 @@ def test_the_page_reconnects_and_tells_a_restarted_fake_partner_apart(page: WebD
         wait(page, lambda d: by_id(d, "conn").get_attribute("data-state") == "live")
         httpx.get(f"{second.url}/v1/orders/NEW")
         wait(page, lambda d: row_paths(d) == ["/v1/orders/NEW"])  # the old journal is gone
+
+
+def test_the_verdicts_of_the_client_behind_the_journal(page: WebDriver) -> None:
+    with FakePartner() as partner, authed_client(partner.url) as http:
+        open_dashboard(page, partner.url)
+        show_tab(page, "verdicts")
+        http.get("/v1/orders/ORD-000001")
+        wait(page, lambda d: "Every contract holds" in by_id(d, "verdict-summary").text)
+        for _ in range(3):  # a 404 retried: R1 says never
+            http.get("/v1/orders/NOPE", headers={"x-request-id": "lookup-nope"})
+        wait(page, lambda d: "violation" in by_id(d, "verdict-summary").text)
+        assert "R1" in by_id(page, "violations").text
+        assert "✗" in by_id(page, "verdicts-count").text
+        screenshot(page, "10-verdicts")
+        by_id(page, "clear").click()  # an empty journal judges no one
+        wait(page, lambda d: "No client requests" in by_id(d, "verdict-summary").text)
