@@ -177,7 +177,8 @@ def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = Tru
     parser.add_argument("--journal-size", type=int, default=10_000, metavar="N",
                         help="journal ring buffer size (default 10000)")
     parser.add_argument("--admin-token", metavar="TOKEN",
-                        help="require this X-Admin-Token on the /__sim/ admin API")
+                        help="require this X-Admin-Token on the /__sim/ admin API "
+                             "(the dashboard at /__sim/ui asks for it)")
     if credentials:
         parser.add_argument("--client-id", default="orderops", help="accepted client_id")
         parser.add_argument("--client-secret", default="orderops-secret",
@@ -272,6 +273,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"  client_id:     {args.client_id}",
         f"  client_secret: {args.client_secret}",
         f"  admin:         {url}/__sim/health",
+        f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
 
 
@@ -305,6 +307,7 @@ def _replay(args: argparse.Namespace) -> int:
         "  credentials:   any (recorded tokens are redacted; tokens are not checked)",
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
         f"  admin:         {url}/__sim/health",
+        f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
 
 
@@ -389,6 +392,7 @@ def _proxy(args: argparse.Namespace) -> int:
             f"  url:           {url}   (point the client here; credentials are the upstream's)",
             recording,
             f"  admin:         {url}/__sim/health",
+            f"  dashboard:     {url}/__sim/ui",
         ], release=state.waits.release_all, aclose=upstream.aclose,
             farewell=lambda: "partnersim: stopped" + (
                 f"; {writer.count} interactions in {args.out}" if writer is not None else ""))

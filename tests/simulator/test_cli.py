@@ -103,10 +103,11 @@ def test_serve_prints_url_and_credentials_and_stops_cleanly(stop: signal.Signals
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(6)]
+        banner = [process.stdout.readline() for _ in range(7)]
         text = "".join(banner)
         url = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", text)
         assert url, text
+        assert f"dashboard:     {url.group(1)}/__sim/ui" in text
         assert "orderops-secret" in text and "seed 3" in text
         health = httpx.get(f"{url.group(1)}/__sim/health", timeout=5).json()
         assert health["scenario"] == "default" and health["seed"] == 3
