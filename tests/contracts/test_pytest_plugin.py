@@ -115,19 +115,21 @@ def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
 PROPERTY_TESTS = '''
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 
 from partnerkit.contracts.strategies import fault_plans
 
 
 @given(plan=fault_plans(paths=["/v1/orders/*"], kinds=["status"]))
-@settings(max_examples=6, database=None, derandomize=True, deadline=None)
+@settings(max_examples=6, database=None, derandomize=True, deadline=None,
+          phases=[Phase.generate, Phase.shrink])
 def test_the_real_client_keeps_every_contract(partner_contracts, plan):
     partner_contracts.check(plan, "get_order", lambda client: client.get_order("ORD-000003"))
 
 
 @given(plan=fault_plans(paths=["/v1/orders/*"], kinds=["status"]))
-@settings(max_examples=6, database=None, derandomize=True, deadline=None)
+@settings(max_examples=6, database=None, derandomize=True, deadline=None,
+          phases=[Phase.generate, Phase.shrink])
 def test_a_planted_mapping_bug(partner_contracts, plan):
     partner_contracts.check(plan, "get_order",
                             lambda client: replace(client.get_order("ORD-000003"), currency="XXX"))
