@@ -79,6 +79,12 @@ class RecorderApp:
                                          "message": f"at most {MAX_BODY_BYTES} bytes"})
             return
         target = scope.get("raw_path") or scope["path"].encode()
+        if not target.startswith(b"/"):
+            # Only origin-form targets name a resource *of the upstream*; anything
+            # else (`@host:port/`, `:port/`, `*`) would change whom we connect to.
+            await _send_json(send, 400, {"error": "invalid_request_target", "message":
+                                         "the request target must start with '/'"})
+            return
         if scope["query_string"]:
             target += b"?" + scope["query_string"]
         path = target.decode("latin-1")
@@ -114,8 +120,11 @@ class RecorderApp:
                        body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
-        request = self._client.build_request(method, self.upstream + path, headers=headers,
-                                             content=body)
+        # The target replaces only the path and query: scheme, host and port are the
+        # upstream's whatever the client wrote (string concatenation let `@host/` win).
+        upstream = httpx.URL(self.upstream)
+        url = upstream.copy_with(raw_path=upstream.raw_path.rstrip(b"/") + path.encode("latin-1"))
+        request = self._client.build_request(method, url, headers=headers, content=body)
         response = await self._client.send(request, stream=True)
         try:
             chunks, size = [], 0
