@@ -30,6 +30,7 @@ import orjson
 import yaml
 
 from partnerkit.simulator.redaction import redact_body, redact_header_lists, redact_query_string
+from partnerkit.simulator.yaml_limits import ExpansionError, check_expansion, may_alias
 
 CASSETTE_VERSION = 1
 ABSOLUTE_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
@@ -90,16 +91,22 @@ class _Loader(yaml.CSafeLoader):
 
 
 def _construct_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    assert isinstance(node, yaml.ScalarNode)
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} on a collection",
+                                                node.start_mark)
     return str(loader.construct_scalar(node))
 
 
 def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[Any, ...]:
-    assert isinstance(node, yaml.SequenceNode)
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} on a non-sequence",
+                                                node.start_mark)
     return tuple(loader.construct_sequence(node))
 
 
 _Loader.add_constructor("tag:yaml.org,2002:python/str", _construct_str)
+# No field of a cassette is a date: a date-shaped scalar (`2001-13-45` too) stays text.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/unicode", _construct_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
 
@@ -154,10 +161,10 @@ class _Reader:
             return None
         method, uri = request.get("method"), request.get("uri")
         if not isinstance(method, str) or not method.isalpha():
-            self.fail(f"{where}.method", f"expected an HTTP method, found {method!r:.60}")
+            self.fail(f"{where}.method", f"expected an HTTP method, found {_shown(method)}")
             return None
         if not isinstance(uri, str) or not ABSOLUTE_URL.match(uri):
-            self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {uri!r:.60}")
+            self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {_shown(uri)}")
             return None
         return RecordedRequest(method.upper(), uri, self.body(request.get("body"), f"{where}.body"),
                                self.headers(request.get("headers"), f"{where}.headers"))
@@ -176,7 +183,7 @@ class _Reader:
             if not isinstance(body_field, Mapping) and body_field is not None:
                 self.fail(f"{where}.body", "expected a mapping with `string`")
         if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-            self.fail(f"{where}.status.code", f"expected an HTTP status, found {code!r:.60}")
+            self.fail(f"{where}.status.code", f"expected an HTTP status, found {_shown(code)}")
             return None
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
@@ -220,6 +227,13 @@ def _plain_headers(value: Any) -> bool:
     return True
 
 
+def _shown(value: Any) -> str:
+    """A found value for a message, cut short; a huge int is described (repr() would raise)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return f"{value!r:.60}"
+
+
 def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__)
@@ -254,6 +268,9 @@ def _load_yaml(text: str | bytes, source: str) -> Any:
         raise CassetteError(source, [f"not valid YAML: {exc}"]) from None
     except RecursionError:
         raise CassetteError(source, ["nested too deeply to be a cassette"]) from None
+    except ValueError as exc:  # a scalar its constructor refuses: a 5,000-digit integer
+        raise CassetteError(source, [f"not a valid value: {' '.join(str(exc).split())[:200]}"]
+                            ) from None
 
 
 def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interaction]:
@@ -262,12 +279,17 @@ def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interact
     data = _load_lines(raw_text)
     if data is None:
         data = _load_yaml(text, source)
+        if may_alias(text):
+            try:
+                check_expansion(data, len(raw_text))
+            except ExpansionError as exc:
+                raise CassetteError(source, [str(exc)]) from None
     if not isinstance(data, Mapping) or "interactions" not in data:
         raise CassetteError(source, ["not a VCR.py cassette: expected a mapping with "
                                      "`interactions:` and `version: 1`"])
     if data.get("version") != CASSETTE_VERSION:
         raise CassetteError(source, [f"version: expected 1 (VCR.py's format), found "
-                                     f"{data.get('version')!r:.40}"])
+                                     f"{_shown(data.get('version'))}"])
     raw = data["interactions"] or []
     if not isinstance(raw, list):
         raise CassetteError(source, [f"interactions: expected a list, found {_kind(raw)}"])

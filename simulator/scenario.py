@@ -219,7 +219,7 @@ class _Checker:
             self.fail(path, f"expected an integer, got {_kind(value)}")
             return None
         if not low <= value <= high:
-            self.fail(path, f"must be between {low} and {high}, got {value}")
+            self.fail(path, f"must be between {low} and {high}, got {_shown(value)}")
             return None
         return value
 
@@ -228,9 +228,11 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"expected a number, got {_kind(value)}")
             return None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+        # A huge int compares exactly; math.isfinite() would raise OverflowError on it.
+        if (isinstance(value, float) and not math.isfinite(value)) or value > high \
+                or value < low or (low_open and value == low):
             bound = f"greater than {low}" if low_open else f"at least {low}"
-            self.fail(path, f"must be {bound} and at most {high}, got {value}")
+            self.fail(path, f"must be {bound} and at most {high}, got {_shown(value)}")
             return None
         return float(value)
 
@@ -248,6 +250,13 @@ class _Checker:
             self.fail(path, f"'{text}' is not one of: {', '.join(options)}{suggestion}")
             return None
         return text
+
+
+def _shown(value: float) -> str:
+    """A number for a message: a huge int is described, not printed (str() would raise)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
 
 
 def _kind(value: Any) -> str:

@@ -8,15 +8,24 @@ answers at once.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from partnerkit.simulator.cassette import load_cassette
+from partnerkit.simulator.cassette import CassetteError, load_cassette, parse_cassette
+from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.scenario import ScenarioError, parse_scenario
+from partnerkit.simulator.scenario_source import SourceError, load_source
 from partnerkit.simulator.server import FakePartner, RecordingProxy
+
+BOUND_S = 2.0  # what "at once" means here: one-sided, with a wide margin on a busy machine
 
 
 def _port(url: str) -> int:
@@ -52,7 +61,173 @@ def test_p1_p3_recorder_refuses_targets_that_would_change_the_host(
 
 
 def test_p1_recorder_keeps_the_upstream_base_path(tmp_path: Path) -> None:
-    with FakePartner() as partner, RecordingProxy(partner.url + "/v1", tmp_path / "c.yaml") as proxy:
+    with FakePartner() as partner, \
+            RecordingProxy(partner.url + "/v1", tmp_path / "c.yaml") as proxy:
         answer = httpx.get(proxy.url + "/orders", timeout=5)
         assert answer.status_code == 401  # reached /v1/orders of the partner
         assert partner.journal()[-1]["path"] == "/v1/orders"
+
+
+# --- S1, S2, S3, R5: YAML aliases share, never amplify -----------------------------------
+
+def _laughs(levels: int = 9, fanout: int = 9, prefix: str = "rules: []\n") -> str:
+    """The classic bomb: `levels` lists of `fanout` aliases of the one before (~343 bytes)."""
+    text = f"x0: &a0 [{', '.join(['lol'] * fanout)}]\n"
+    for level in range(1, levels):
+        text += f"x{level}: &a{level} [{', '.join([f'*a{level - 1}'] * fanout)}]\n"
+    return prefix + text
+
+
+def test_s1_alias_bomb_put_is_refused_at_once_and_the_scenario_kept() -> None:
+    with FakePartner({"name": "kept", "rules": []}) as partner:
+        started = time.monotonic()
+        answer = httpx.put(f"{partner.url}/__sim/scenario", content=_laughs(), timeout=10)
+        assert time.monotonic() - started < BOUND_S
+        assert answer.status_code == 422, answer.text
+        assert "aliases" in answer.text
+        assert httpx.get(f"{partner.url}/__sim/scenario", timeout=5).json()[
+            "scenario"]["name"] == "kept"
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        status = partnersim(list(args))
+    return status, err.getvalue()
+
+
+def test_s2_s3_alias_bomb_file_is_refused_by_check_and_replay_faults(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_laughs())
+    cassette = tmp_path / "empty.yaml"
+    cassette.write_text("version: 1\ninteractions: []\n")
+    started = time.monotonic()
+    status, err = _cli("check", str(bomb))
+    assert (status, err.count("aliases")) == (2, 1), err
+    status, err = _cli("replay", str(cassette), "--faults", str(bomb), "--port", "0")
+    assert status == 2 and "aliases" in err, err
+    assert time.monotonic() - started < 2 * BOUND_S
+
+
+def test_r5_one_body_aliased_many_times_is_refused_not_copied() -> None:
+    body = "x" * (1 << 20)
+    lines = ["version: 1", "interactions:",
+             '- request: {body: "", headers: {}, method: GET, uri: "http://p.test/0"}',
+             f'  response: {{body: {{string: &b "{body}"}}, headers: {{}}, '
+             "status: {code: 200, message: OK}}"]
+    for number in range(1, 100):  # 100 MiB once expanded; 1 MiB as written
+        lines += [f'- request: {{body: *b, headers: {{}}, method: GET, uri: "http://p.test/{number}"}}',
+                  "  response: {body: {string: *b}, headers: {}, status: {code: 200, message: OK}}"]
+    started = time.monotonic()
+    with pytest.raises(CassetteError, match="aliases"):
+        parse_cassette("\n".join(lines).encode(), "amp.yaml")
+    assert time.monotonic() - started < BOUND_S
+
+
+def test_aliases_that_share_without_amplifying_still_load() -> None:
+    scenario = parse_scenario("rules:\n- {match: &m {path: /v1/orders}, fault: {status: 503}}\n"
+                              "- {match: *m, fault: {status: 500}}\n")
+    assert len(scenario.rules) == 2
+
+
+# Hypothesis: documents built from anchors, aliases and tags (the real and the hostile).
+TAGS = ["", "!!str ", "!!int ", "!!float ", "!!binary ", "!!timestamp ", "!!set ", "!!omap ",
+        "!!python/tuple ", "!!python/object/apply:os.system ", "!!python/name:os.system ",
+        "!foo ", "!!map ", "!!seq ", "!<tag:yaml.org,2002:str> "]
+SCALARS = ["lol", "1", "0x" + "f" * 40, "2001-13-45", "2001-12-14t21:59:43.10-05:00", "''",
+           "1e999", ".nan", "~", "true", "\"a\\u0000b\"", "<<"]
+
+
+@st.composite
+def alias_documents(draw: st.DrawFn) -> str:
+    """YAML text: lists of scalars and of aliases to earlier anchors, with random tags."""
+    levels = draw(st.integers(1, 8))
+    lines = []
+    for level in range(levels):
+        fanout = draw(st.integers(1, 12))
+        items = []
+        for _ in range(fanout):
+            if level and draw(st.booleans()):
+                items.append(f"*a{draw(st.integers(0, level - 1))}")
+            else:
+                items.append(draw(st.sampled_from(TAGS)) + draw(st.sampled_from(SCALARS)))
+        tag = draw(st.sampled_from(["", "", "!!seq ", "!!set ", "!foo "]))
+        lines.append(f"x{level}: {tag}&a{level} [{', '.join(items)}]")
+    top = draw(st.sampled_from(["rules: []", "version: 1\ninteractions: []",
+                                "version: 1\ninteractions: [*a0]"]))
+    return top + "\n" + "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@example(text=_laughs())
+@example(text=_laughs(8, 12, "version: 1\ninteractions: [*a7]\n"))
+@given(text=alias_documents())
+def test_yaml_loaders_with_aliases_and_tags_raise_only_their_own_errors(text: str) -> None:
+    started = time.monotonic()
+    with contextlib.suppress(SourceError):
+        load_source(text)
+    with contextlib.suppress(ScenarioError):
+        parse_scenario(text)
+    with contextlib.suppress(CassetteError):
+        parse_cassette(text.encode(), "fuzz.yaml")
+    assert time.monotonic() - started < BOUND_S
+
+
+# --- S5, S6, R1, R2: odd scalars are refused with where, never a 500 or a traceback ------
+
+HUGE_NUMBERS = ["0x" + "f" * 5000, "0b" + "1" * 20000, "0o" + "7" * 5000, "1" + "0" * 4001]
+
+
+@pytest.mark.parametrize("number", HUGE_NUMBERS, ids=["hex", "bin", "oct", "decimal-4001"])
+@pytest.mark.parametrize("template", [
+    "seed: {n}\nrules: []\n",
+    "rules: [{{times: {n}, fault: {{status: 503}}}}]\n",
+    "rules: [{{probability: {n}, fault: {{status: 500}}}}]\n",
+    "rules: [{{fault: {{latency: {{fixed_ms: {n}}}}}}}]\n",
+    "rules: [{{fault: {{rate_limit: {{limit: 1, per_s: {n}}}}}}}]\n",
+    "rules: [{{fault: {{one_of: [{{weight: {n}, fault: {{status: 500}}}}]}}}}]\n",
+], ids=["seed", "times", "probability", "fixed_ms", "per_s", "weight"])
+def test_s5_s6_huge_integers_are_a_located_scenario_error(template: str, number: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(template.format(n=number))
+    assert len(str(caught.value)) < 500
+
+
+def test_s5_huge_integer_put_is_422_and_check_exits_2(tmp_path: Path) -> None:
+    text = f"seed: 0x{'f' * 5000}\nrules: []\n"
+    with FakePartner({"name": "kept", "rules": []}) as partner:
+        answer = httpx.put(f"{partner.url}/__sim/scenario", content=text, timeout=5)
+        assert answer.status_code == 422, answer.text
+        assert partner.state.scenario.name == "kept"
+    path = tmp_path / "hex.yaml"
+    path.write_text(text)
+    status, err = _cli("check", str(path))
+    assert status == 2 and "Traceback" not in err and f"{path}:1: seed: " in err, err
+
+
+CASSETTE_HEAD = ("version: 1\ninteractions:\n- request: {body: '', headers: {}, method: GET, "
+                 "uri: 'http://p.test/x'}\n")
+
+
+@pytest.mark.parametrize("text", [
+    CASSETTE_HEAD + "  response: {body: {string: x}, headers: {}, status: {code: 0x"
+    + "f" * 5000 + ", message: OK}}\n",
+    CASSETTE_HEAD + "  response: {body: {string: x}, headers: {}, status: {code: "
+    + "9" * 5000 + ", message: OK}}\n",
+    "version: 1\ninteractions:\n- {\"request\": {\"body\": \"\", \"headers\": {}, \"method\": "
+    "\"GET\", \"uri\": \"http://p.test/x\"}, \"response\": {\"body\": {\"string\": \"x\"}, "
+    "\"headers\": {}, \"status\": {\"code\": " + "9" * 5000 + ", \"message\": \"OK\"}}}\n",
+], ids=["hex-code", "decimal-code", "json-lines-code"])
+def test_r2_huge_integers_in_a_cassette_are_a_cassette_error(text: str) -> None:
+    with pytest.raises(CassetteError) as caught:
+        parse_cassette(text.encode(), "huge.yaml")
+    assert str(caught.value).startswith("huge.yaml: ") and len(str(caught.value)) < 500
+
+
+def test_r1_a_date_shaped_scalar_is_text_in_a_cassette(tmp_path: Path) -> None:
+    path = tmp_path / "date.yaml"
+    path.write_text(CASSETTE_HEAD + "  response: {body: {string: x}, headers: {}, status: "
+                    "{code: 200, message: OK}}\n  recorded_at: 2001-13-45\n")
+    assert len(load_cassette(path)) == 1
+    with RecordingProxy("http://127.0.0.1:9", path, append=True) as proxy:  # --append reads it
+        assert proxy.recorded == 1
