@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import signal
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from partnerkit.simulator.app import create_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
 from partnerkit.simulator.scenario import (
@@ -104,12 +106,30 @@ def _build_parser() -> argparse.ArgumentParser:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; others need --allow-remote)")
-    parser.add_argument("--port", type=int, default=8080,
+    parser.add_argument("--port", type=_port, default=8080,
                         help="port (default 8080; 0 = any free)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow binding to a non-loopback address")
     parser.add_argument("--http", choices=("httptools", "h11"), default="httptools",
                         help="HTTP stack (default httptools: the fast one)")
+    parser.add_argument("--head-timeout", type=_positive_seconds, default=HEAD_TIMEOUT_S,
+                        metavar="SECONDS",
+                        help=f"close a connection whose request line and headers take longer "
+                             f"(default {HEAD_TIMEOUT_S:g}; silent and slowloris clients)")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text}: expected seconds between 0 and 86400")
+    return value
 
 
 def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = True) -> None:
@@ -169,8 +189,10 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     print("\n".join(banner(url)))
     print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
+    _raise_fd_limit()
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
-                                       http=args.http), release, aclose)
+                                       http=args.http, head_timeout_s=args.head_timeout),
+                           release, aclose)
     # uvicorn re-raises the signal it caught once it has shut down; with these
     # handlers in place that ends the process quietly with exit status 0.
     signal.signal(signal.SIGINT, lambda *_: None)
@@ -178,6 +200,21 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     server.run(sockets=[sock])
     print(farewell(), flush=True)
     return 0
+
+
+def _raise_fd_limit() -> None:
+    """Each connection is a file descriptor: a soft limit of 1,024 (a common default) let
+    ~1,000 idle sockets lock everyone else out until the head timeout. The hard limit
+    is the system's own bound; the soft one is ours to raise."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
+                                                        else max(soft, 65536), hard))
 
 
 def _freeze_startup_objects() -> None:

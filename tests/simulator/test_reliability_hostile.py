@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 
 from partnerkit.simulator.cassette import CassetteError, load_cassette, parse_cassette
 from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.protocols import MAX_HEAD_BYTES
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.scenario_source import SourceError, load_source
 from partnerkit.simulator.server import FakePartner, RecordingProxy
@@ -231,3 +235,120 @@ def test_r1_a_date_shaped_scalar_is_text_in_a_cassette(tmp_path: Path) -> None:
     assert len(load_cassette(path)) == 1
     with RecordingProxy("http://127.0.0.1:9", path, append=True) as proxy:  # --append reads it
         assert proxy.recorded == 1
+
+
+# --- H1, H2, H4, H5, H6, H7: request heads are bounded in bytes and in time ---------------
+
+def _send_until_refused(url: str, start: bytes, filler: bytes, most: int) -> bytes:
+    """Write `start`, then `filler` chunks (never a line end) up to `most` bytes; the answer."""
+    with socket.create_connection(("127.0.0.1", _port(url)), timeout=5) as sock:
+        sent = 0
+        with contextlib.suppress(OSError):  # the server may close while we still send
+            sock.sendall(start)
+            while sent < most:
+                sock.sendall(filler)
+                sent += len(filler)
+        with contextlib.suppress(OSError):
+            return sock.recv(4096)
+    return b""
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("start", [b"GET /v1/orders HTTP/1.1\r\nhost: x\r\nx-long: ",
+                                   b"GET /v1/orders HTTP/1.1\r\nhost: x\r\nx-long"],
+                         ids=["H1-endless-value", "H2-endless-name"])
+def test_h1_h2_a_header_line_that_never_ends_gets_431(http: str, start: bytes) -> None:
+    with FakePartner(http=http) as partner:  # type: ignore[arg-type]
+        answer = _send_until_refused(partner.url, start, b"a" * 16384, 16 * MAX_HEAD_BYTES)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert httpx.get(f"{partner.url}/__sim/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("head", [
+    b"x-a: " + b"a" * (70 * 1024) + b"\r\n",
+    b"".join(b"x-%d: a\r\n" % number for number in range(9000)),
+], ids=["70KiB-header", "9000-headers"])
+def test_h4_a_complete_head_over_the_limit_gets_431_on_both_stacks(http: str,
+                                                                   head: bytes) -> None:
+    with FakePartner(http=http) as partner:  # type: ignore[arg-type]
+        answer = _raw(partner.url, b"GET /__sim/health HTTP/1.1\r\nhost: x\r\n" + head + b"\r\n")
+        assert _status(answer) == 431, answer[:200]
+        assert partner.journal() == []
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_h5_h7_silent_slow_and_unfinished_heads_are_closed_after_the_head_timeout(
+        http: str) -> None:
+    timeout = 0.5
+    with FakePartner(http=http, head_timeout_s=timeout) as partner:  # type: ignore[arg-type]
+        port = _port(partner.url)
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
+        unfinished = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                      for _ in range(10)]
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
+        try:
+            for sock in unfinished:
+                sock.sendall(b"GET /v1/orders HTTP/1.1\r\nx-a: " + b"a" * 61_000)
+            for sock in slow:
+                sock.sendall(b"GET /v1/orders HTTP/1.1\r\nx-a: ")
+            started = time.monotonic()
+            while time.monotonic() - started < timeout + 1.0:  # slowloris: a byte at a time
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"a")
+                time.sleep(0.1)
+            for sock in silent:
+                assert sock.recv(100) == b""  # closed, not held
+            for sock in unfinished + slow:
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(100).startswith(b"HTTP/1.1 408 ")
+            assert time.monotonic() - started < timeout + 1.0 + BOUND_S
+            assert httpx.get(f"{partner.url}/__sim/health", timeout=5).status_code == 200
+        finally:
+            for sock in silent + unfinished + slow:
+                sock.close()
+
+
+def test_h5_a_kept_alive_connection_still_gets_its_next_request_served() -> None:
+    with FakePartner(head_timeout_s=0.3) as partner, httpx.Client(timeout=5) as client:
+        for _ in range(3):  # the head timer restarts with each request, not per connection
+            assert client.get(f"{partner.url}/__sim/health").status_code == 200
+            time.sleep(0.2)
+
+
+def test_h6_serve_raises_its_soft_fd_limit_to_the_hard_one(tmp_path: Path) -> None:
+    resource = pytest.importorskip("resource")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("the hard fd limit leaves nothing to raise")
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    process = subprocess.Popen([sys.executable, "-m", "partnerkit.simulator.cli", "serve",
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=low_limit, text=True)
+    try:
+        assert process.stdout is not None
+        url = re.search(r"http://[\d.:]+", process.stdout.readline() + process.stdout.readline())
+        assert url is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # up: uvicorn has its signal handlers, limits set
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{url.group()}/__sim/health", timeout=1)
+                break
+            time.sleep(0.05)
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        line = next(row for row in limits.splitlines() if row.startswith("Max open files"))
+        assert int(line.split()[3]) > 256, line
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_c4_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _cli("serve", "--port", port)
+    assert exited.value.code == 2
