@@ -98,7 +98,7 @@ def _matches(rule: Rule, request: RequestInfo) -> bool:
     match = rule.match
     if match.method is not None and request.method not in match.method:
         return False
-    if match.path is not None and match.path.match(request.path) is None:
+    if match.path is not None and not match.path.match(request.path):
         return False
     for name, wanted in match.query:
         if request.query.get(name) != wanted:

@@ -17,6 +17,7 @@ from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
 from partnerkit.simulator.dataset import DatasetSpec
+from partnerkit.simulator.glob import MAX_GLOB_CHARS, PathGlob
 from partnerkit.simulator.scenario_source import (
     Located,
     Path,
@@ -140,7 +141,7 @@ class WeightedFault:
 @dataclass(frozen=True)
 class Match:
     method: frozenset[str] | None = None
-    path: re.Pattern[str] | None = None
+    path: PathGlob | None = None
     query: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -173,21 +174,6 @@ class Scenario:
 
 
 # --- validation -----------------------------------------------------------------
-
-
-def glob_to_regex(glob: str) -> re.Pattern[str]:
-    """`*` matches within one path segment, `**` across segments, `?` one char."""
-    out = []
-    index = 0
-    while index < len(glob):
-        char = glob[index]
-        if glob.startswith("**", index):
-            out.append(".*")
-            index += 2
-            continue
-        out.append({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)))
-        index += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 class _Checker:
@@ -511,8 +497,11 @@ def _parse_match(check: _Checker, value: Any, path: Path) -> Match:
         text = check.string(spec["path"], (*path, "path"))
         if text is not None and not text.startswith("/"):
             check.fail((*path, "path"), f"'{text}' must start with /")
+        elif text is not None and len(text) > MAX_GLOB_CHARS:
+            check.fail((*path, "path"), f"a glob of at most {MAX_GLOB_CHARS} characters, "
+                                        f"got {len(text)}")
         elif text is not None:
-            glob = glob_to_regex(text)
+            glob = PathGlob(text)
     pairs: dict[str, list[tuple[str, str]]] = {"query": [], "headers": []}
     for key in ("query", "headers"):
         if key not in spec:

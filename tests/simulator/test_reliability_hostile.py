@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 
 from partnerkit.simulator.cassette import CassetteError, load_cassette, parse_cassette
 from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.glob import PathGlob
 from partnerkit.simulator.protocols import MAX_HEAD_BYTES
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.scenario_source import SourceError, load_source
 from partnerkit.simulator.server import FakePartner, RecordingProxy
+from tests.conftest import authed_client
 
 BOUND_S = 2.0  # what "at once" means here: one-sided, with a wide margin on a busy machine
 
@@ -352,3 +354,44 @@ def test_c4_a_port_out_of_range_is_a_usage_error(port: str) -> None:
     with pytest.raises(SystemExit) as exited:
         _cli("serve", "--port", port)
     assert exited.value.code == 2
+
+
+# --- S19: path globs match in linear time -------------------------------------------------
+
+def _reference_regex(glob: str) -> re.Pattern[str]:
+    """The glob as the backtracking regex it used to be (fine for tiny inputs)."""
+    out, index = [], 0
+    while index < len(glob):
+        if glob.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        out.append({"*": "[^/]*", "?": "[^/]"}.get(glob[index], re.escape(glob[index])))
+        index += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(glob=st.lists(st.sampled_from(["a", "b", "/", "*", "**", "?", "***", "-"]),
+                     max_size=7).map(lambda parts: "/" + "".join(parts)),
+       path=st.text(alphabet="ab/-\n", max_size=10).map(lambda text: "/" + text))
+def test_s19_path_glob_means_what_it_meant(glob: str, path: str) -> None:
+    assert PathGlob(glob).match(path) == bool(_reference_regex(glob).match(path))
+
+
+@pytest.mark.parametrize("glob", ["/**a**a**a**a**a**a**a**a**b", "/*a*a*a*a*a*a*a*a*b",
+                                  "/" + "*a" * 400 + "b"])
+def test_s19_a_pathological_glob_costs_linear_time(glob: str) -> None:
+    with FakePartner({"rules": [{"match": {"path": glob}, "fault": {"status": 500}}]}) as partner, \
+            authed_client(partner.url) as client:
+        started = time.monotonic()
+        answer = client.get(f"/{'a' * 20_000}")
+        assert answer.status_code == 404  # no match: the glob needs a final b
+        assert time.monotonic() - started < BOUND_S
+        assert client.get(f"/{'a' * 800}b").status_code == 500
+
+
+def test_s19_an_overlong_glob_is_refused() -> None:
+    with pytest.raises(ScenarioError, match="at most 1024 characters"):
+        parse_scenario({"rules": [{"match": {"path": "/" + "*a" * 600},
+                                   "fault": {"status": 500}}]})
