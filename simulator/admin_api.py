@@ -22,6 +22,9 @@ MAX_SCENARIO_BYTES = 1_000_000
 
 class AdminAPI:
     def __init__(self, state: PartnerState, admin_token: str | None = None) -> None:
+        if admin_token is not None and not admin_token.strip():
+            # No header compares equal to "": it would have left the API open to all.
+            raise ValueError("an empty admin token protects nothing; pass None for no token")
         self.state = state
         self.admin_token = admin_token
 

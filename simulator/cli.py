@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from partnerkit.simulator.app import create_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
@@ -125,6 +126,19 @@ def _port(text: str) -> int:
     return port
 
 
+def _journal_bytes(text: str) -> int:
+    value = int(text)
+    if value < 65536:
+        raise argparse.ArgumentTypeError(f"{value}: expected at least 65536 bytes")
+    return value
+
+
+def _admin_token(text: str) -> str:
+    if not text.strip():  # an empty token would leave the admin API open
+        raise argparse.ArgumentTypeError("an empty admin token protects nothing")
+    return text
+
+
 def _positive_seconds(text: str) -> float:
     value = float(text)
     if not 0 < value <= 86_400:
@@ -135,7 +149,11 @@ def _positive_seconds(text: str) -> float:
 def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = True) -> None:
     parser.add_argument("--journal-size", type=int, default=10_000, metavar="N",
                         help="journal ring buffer size (default 10000)")
-    parser.add_argument("--admin-token", metavar="TOKEN",
+    parser.add_argument("--journal-bytes", type=_journal_bytes, default=MAX_JOURNAL_BYTES,
+                        metavar="BYTES",
+                        help=f"most the journal holds, estimated; the oldest entries leave "
+                             f"first (default {MAX_JOURNAL_BYTES})")
+    parser.add_argument("--admin-token", type=_admin_token, metavar="TOKEN",
                         help="require this X-Admin-Token on the /__sim/ admin API")
     if credentials:
         parser.add_argument("--client-id", default="orderops", help="accepted client_id")
@@ -234,7 +252,8 @@ def _serve(args: argparse.Namespace) -> int:
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
     state = PartnerState(scenario, journal_size=max(1, args.journal_size),
-                         client_id=args.client_id, client_secret=args.client_secret)
+                         journal_bytes=args.journal_bytes, client_id=args.client_id,
+                         client_secret=args.client_secret)
     app = create_app(state=state, admin_token=args.admin_token)
     _freeze_startup_objects()
     return _run(app, args, lambda url: [
@@ -260,7 +279,8 @@ def _replay(args: argparse.Namespace) -> int:
     index = RecordingIndex(interactions, match_body=args.match_body)
     try:
         state = ReplayState(index, coerce_scenario(args.faults, args.seed),
-                            cassette=str(args.cassette), journal_size=max(1, args.journal_size))
+                            cassette=str(args.cassette), journal_size=max(1, args.journal_size),
+                            journal_bytes=args.journal_bytes)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID

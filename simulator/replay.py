@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 from partnerkit.simulator.cassette import Interaction, RecordedResponse
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
 from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError
@@ -268,10 +269,11 @@ class ReplayState(PartnerState):
     cassette's recordings, which `reset` rewinds."""
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
-                 cassette: str = "cassette", journal_size: int = 10_000) -> None:
+                 cassette: str = "cassette", journal_size: int = 10_000,
+                 journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
         self.index = index
         self.cassette = cassette
-        super().__init__(scenario, journal_size=journal_size)
+        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
 
     def _install(self, scenario: Scenario) -> None:
         if problems := dataset_faults(scenario):

@@ -23,6 +23,7 @@ import uvicorn
 from partnerkit.simulator.app import create_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
@@ -231,9 +232,11 @@ class FakePartner(_PartnerControls):
     def __init__(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
                  *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
                  http: HttpStack = "httptools", journal_size: int = 10_000,
-                 admin_token: str | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.state: PartnerState = PartnerState(coerce_scenario(scenario, seed),
-                                                journal_size=journal_size)
+                                                journal_size=journal_size,
+                                                journal_bytes=journal_bytes)
         self.app = create_app(state=self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
@@ -247,12 +250,14 @@ class ReplayPartner(_PartnerControls):
                  faults: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
                  seed: int | None = None, match_body: bool = False, host: str = "127.0.0.1",
                  port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
-                 admin_token: str | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
         self.index = RecordingIndex(interactions, match_body=match_body)
         self.state = ReplayState(self.index, coerce_scenario(faults, seed),
                                  cassette=str(cassette) if isinstance(cassette, Path)
-                                 else "interactions", journal_size=journal_size)
+                                 else "interactions", journal_size=journal_size,
+                                 journal_bytes=journal_bytes)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)

@@ -15,7 +15,7 @@ from typing import Any
 
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
-from partnerkit.simulator.journal import Journal
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
 from partnerkit.simulator.scenario import Scenario, empty_scenario
 from partnerkit.simulator.tokens import TokenStore
 
@@ -78,11 +78,12 @@ class FaultWaits:
 
 class PartnerState:
     def __init__(self, scenario: Scenario | None = None, *, journal_size: int = 10_000,
+                 journal_bytes: int = MAX_JOURNAL_BYTES,
                  client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
-        self.journal = Journal(journal_size)
+        self.journal = Journal(journal_size, journal_bytes)
         self.tokens = TokenStore()
         self.nominal = NominalRateLimit()
         self.waits = FaultWaits()
@@ -115,7 +116,7 @@ class PartnerState:
             "seed": self.scenario.seed,
             "orders": len(self.store),
             "rules": len(self.scenario.rules),
-            "journal_entries": len(self.journal),
-            "journal_size": self.journal.size,
+            **self.journal.stats(),
+            **self.engine.stats(),
             "uptime_s": round(time.time() - self.started, 3),
         }

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,9 +24,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from partnerkit.simulator import engine as engine_module
 from partnerkit.simulator.cassette import CassetteError, load_cassette, parse_cassette
 from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.engine import FaultEngine, RequestInfo
 from partnerkit.simulator.glob import PathGlob
+from partnerkit.simulator.journal import MAX_VALUE_CHARS, Journal
 from partnerkit.simulator.protocols import MAX_HEAD_BYTES
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.scenario_source import SourceError, load_source
@@ -395,3 +400,80 @@ def test_s19_an_overlong_glob_is_refused() -> None:
     with pytest.raises(ScenarioError, match="at most 1024 characters"):
         parse_scenario({"rules": [{"match": {"path": "/" + "*a" * 600},
                                    "fault": {"status": 500}}]})
+
+
+# --- J1, J2, J3, J5: memory is bounded in bytes, and what was dropped is counted ----------
+
+def _traced_bytes(build: Callable[[], object]) -> int:
+    """Bytes still allocated by what `build` returns (tracemalloc, this thread)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def test_j1_j3_a_journal_of_the_largest_entries_stays_within_its_bytes() -> None:
+    limit = 4 * 1024 * 1024
+    big_headers = {f"x-h{number}": "v" * 600 for number in range(6000)}  # J3: 6,000 headers
+
+    def fill() -> Journal:
+        journal = Journal(10_000, limit)
+        for number in range(1500):
+            journal.open(0.0, "GET", f"/v1/orders/{number}", {}, big_headers)
+        return journal
+
+    held = _traced_bytes(fill)
+    assert held < 1.5 * limit, held  # the estimate is honest within a margin
+    journal = fill()
+    stats = journal.stats()
+    assert stats["journal_bytes"] <= limit
+    assert stats["journal_dropped_for_bytes"] > 0 and stats["journal_truncated_entries"] == 1500
+    assert len(journal.entries()[-1]["headers"]) <= 100
+
+
+def test_j1_j2_hostile_heads_are_cut_in_the_journal_and_counted_in_health() -> None:
+    query = "&".join(f"{number:x}=" for number in range(9000))  # J2: 9,000 parameters
+    with FakePartner(journal_bytes=256 * 1024) as partner, httpx.Client(timeout=5) as client:
+        for number in range(40):
+            assert client.get(f"{partner.url}/v1/orders?n={number}&{query}").status_code == 401
+            assert client.get(f"{partner.url}/v1/orders?n={number}",  # J1: a 60 KB header
+                              headers={"x-long": "a" * 60_000}).status_code == 401
+        health = client.get(f"{partner.url}/__sim/health").json()
+        by_query, by_header = partner.journal()[-2:]
+    assert health["journal_bytes"] <= health["journal_max_bytes"] == 256 * 1024
+    assert health["journal_dropped_for_bytes"] > 0
+    assert health["journal_truncated_entries"] == 80
+    assert len(by_query["query"]) == 100
+    assert by_header["headers"]["x-long"].endswith(f"...<{60_000 - MAX_VALUE_CHARS} more>")
+
+
+def test_j5_the_engine_remembers_digests_not_requests_and_counts_what_it_forgot(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "MAX_REMEMBERED_REQUESTS", 500)
+    engine = FaultEngine(parse_scenario({"rules": [{"probability": 0.001,
+                                                    "fault": {"status": 503}}]}))
+    long = "v" * 60_000
+
+    def flood() -> FaultEngine:
+        for number in range(1200):
+            query = f"q={number}{long}"
+            engine.decide(RequestInfo("GET", "/v1/orders", query, {"q": query[2:]}, {}))
+        return engine
+
+    held = _traced_bytes(flood)
+    assert held < 500 * 1024, held  # 60 KB keys would have been 30 MB
+    assert engine.stats() == {"engine_requests_remembered": 200,
+                              "engine_requests_forgotten": 1000}
+
+
+def test_t9_an_empty_admin_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty admin token"):
+        FakePartner(admin_token="")
+    with pytest.raises(SystemExit) as exited:
+        _cli("serve", "--port", "0", "--admin-token", "")
+    assert exited.value.code == 2
