@@ -19,6 +19,7 @@ from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.recorder import RecorderApp
+from partnerkit.simulator.redaction import add_secret_names
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
 from partnerkit.simulator.scenario import (
     Scenario,
@@ -113,6 +114,9 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
                         help="allow binding to a non-loopback address")
     parser.add_argument("--http", choices=("httptools", "h11"), default="httptools",
                         help="HTTP stack (default httptools: the fast one)")
+    parser.add_argument("--redact", action="append", default=[], metavar="NAME",
+                        help="also treat this header, query, form or JSON field name as a "
+                             "secret (repeatable; the defaults are in the README)")
     parser.add_argument("--head-timeout", type=_positive_seconds, default=HEAD_TIMEOUT_S,
                         metavar="SECONDS",
                         help=f"close a connection whose request line and headers take longer "
@@ -208,6 +212,7 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
     _raise_fd_limit()
+    add_secret_names(args.redact)
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
                                        http=args.http, head_timeout_s=args.head_timeout),
                            release, aclose)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,15 +27,22 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from partnerkit.simulator import engine as engine_module
-from partnerkit.simulator.cassette import CassetteError, load_cassette, parse_cassette
+from partnerkit.simulator import redaction
+from partnerkit.simulator.cassette import (
+    CassetteError,
+    Interaction,
+    load_cassette,
+    parse_cassette,
+)
 from partnerkit.simulator.cli import main as partnersim
 from partnerkit.simulator.engine import FaultEngine, RequestInfo
 from partnerkit.simulator.glob import PathGlob
 from partnerkit.simulator.journal import MAX_VALUE_CHARS, Journal
 from partnerkit.simulator.protocols import MAX_HEAD_BYTES
+from partnerkit.simulator.redaction import FORM, redact_body, redact_headers, redact_query
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.scenario_source import SourceError, load_source
-from partnerkit.simulator.server import FakePartner, RecordingProxy
+from partnerkit.simulator.server import BackgroundServer, FakePartner, RecordingProxy
 from tests.conftest import authed_client
 
 BOUND_S = 2.0  # what "at once" means here: one-sided, with a wide margin on a busy machine
@@ -477,3 +486,82 @@ def test_t9_an_empty_admin_token_is_refused() -> None:
     with pytest.raises(SystemExit) as exited:
         _cli("serve", "--port", "0", "--admin-token", "")
     assert exited.value.code == 2
+
+
+# --- P9, P10, J8: one redaction rule set, every body type, the names people use ----------
+
+SECRET = "s3cret-Value-42"
+
+
+async def _token_answer_as_text(scope: Any, receive: Any, send: Any) -> None:
+    """An upstream that answers every request with a token labelled text/plain."""
+    while (await receive()).get("more_body"):
+        pass
+    body = json.dumps({"access_token": SECRET, "token_type": "bearer"}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _leaks(interactions: list[Interaction]) -> list[str]:
+    found = []
+    for number, interaction in enumerate(interactions):
+        request, response = interaction.request, interaction.response
+        texts = [request.uri.encode(), request.body, response.body,
+                 json.dumps([request.headers, response.headers]).encode()]
+        found += [f"{number}: {text[:120]!r}" for text in texts if SECRET.encode() in text]
+    return found
+
+
+def test_p9_p10_secrets_in_any_body_type_and_under_common_names_are_redacted(
+        tmp_path: Path) -> None:
+    out = tmp_path / "leak.yaml"
+    multipart = (f'--XyZ\r\nContent-Disposition: form-data; name="client_secret"\r\n\r\n'
+                 f'{SECRET}\r\n--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\n'
+                 f"hello\r\n--XyZ--\r\n").encode()
+    with BackgroundServer(_token_answer_as_text) as upstream, \
+            RecordingProxy(upstream.url, out) as proxy, httpx.Client(base_url=proxy.url,
+                                                                      timeout=5) as client:
+        client.post("/oauth/token", content=b"grant_type=client_credentials&client_id=o&"
+                    + f"client_secret={SECRET}&x=\xff".encode("latin-1"),
+                    headers={"content-type": FORM})
+        client.post("/oauth/token", content=json.dumps({"client_secret": SECRET}),
+                    headers={"content-type": "text/plain"})
+        client.post("/upload", content=multipart,
+                    headers={"content-type": "multipart/form-data; boundary=XyZ"})
+        client.get(f"/v1/orders?api_key={SECRET}&Client_Secret={SECRET}&ACCESS_TOKEN={SECRET}",
+                   headers={"X-Auth-Token": SECRET, "X-Api-Key": SECRET, "Api-Key": SECRET})
+        client.post("/v1/things", json={"Password": SECRET, "clientSecret": SECRET,
+                                        "accessToken": SECRET, "nested": [{"apiKey": SECRET}]})
+    interactions = load_cassette(out)
+    assert len(interactions) == 5
+    assert _leaks(interactions) == []
+    assert SECRET.encode() not in out.read_bytes()
+    assert b"hello" in interactions[2].request.body  # the other parts are kept
+
+
+def test_j8_a_live_token_under_any_spelling_stays_out_of_the_journal() -> None:
+    with FakePartner() as partner, authed_client(partner.url) as client:
+        token = client.headers["authorization"].split()[1]
+        client.get(f"/v1/orders?ACCESS_TOKEN={token}&Client_Secret=x&api_key={token}",
+                   headers={"X-Auth-Token": token, "Api-Key": token})
+        journal = json.dumps(partner.journal())
+    assert token not in journal
+    assert journal.count("<redacted>") >= 6
+
+
+def test_redaction_keeps_what_is_not_secret() -> None:
+    assert redact_body(b"<p>token=abc</p>", "text/html") == b"<p>token=abc</p>"
+    assert redact_body(b'{"token_type":"bearer","next_cursor":"c"}', "application/json") == \
+        b'{"token_type":"bearer","next_cursor":"c"}'
+    headers = {"idempotency-key": "k", "x-request-id": "r", "authorization": "Bearer t"}
+    assert redact_headers(headers) == {**headers, "authorization": "Bearer <redacted>"}
+
+
+def test_more_secret_names_can_be_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redaction, "_extra_names", frozenset())
+    assert redact_query({"x-partner-sig": "v"}) == {"x-partner-sig": "v"}
+    redaction.add_secret_names(["X-Partner-Sig"])
+    assert redact_query({"x_partner_sig": "v"}) == {"x_partner_sig": "<redacted>"}
+    monkeypatch.setattr(redaction, "_extra_names", frozenset())
+    redaction.is_secret.cache_clear()
