@@ -29,12 +29,20 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import yaml
 
+from partnerkit.simulator.http_fields import (
+    BAD_VALUE,
+    HEADER_NAME,
+    header_name_problem,
+    header_value_problem,
+)
 from partnerkit.simulator.redaction import redact_body, redact_header_lists, redact_query_string
 from partnerkit.simulator.yaml_limits import ExpansionError, check_expansion, may_alias
 
 CASSETTE_VERSION = 1
 ABSOLUTE_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
 MAX_PROBLEMS = 20
+_NAME = HEADER_NAME.fullmatch
+_BAD_VALUE = BAD_VALUE.search
 Headers = dict[str, list[str]]
 
 
@@ -152,7 +160,15 @@ class _Reader:
                     isinstance(item, str | int) for item in values):
                 self.fail(here, "expected a header name with a list of string values")
                 continue
-            headers[name] = [str(item) for item in values]
+            if (problem := header_name_problem(name)) is not None:
+                self.fail(here, problem)
+                continue
+            problems = [(index, problem) for index, item in enumerate(values)
+                        if (problem := header_value_problem(str(item))) is not None]
+            for index, problem in problems:
+                self.fail(f"{here}[{index}]", problem)
+            if not problems:
+                headers[name] = [str(item) for item in values]
         return headers
 
     def request(self, value: Any, where: str) -> RecordedRequest | None:
@@ -182,8 +198,9 @@ class _Reader:
             body = body_field.get("string") if isinstance(body_field, Mapping) else body_field
             if not isinstance(body_field, Mapping) and body_field is not None:
                 self.fail(f"{where}.body", "expected a mapping with `string`")
-        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-            self.fail(f"{where}.status.code", f"expected an HTTP status, found {_shown(code)}")
+        if isinstance(code, bool) or not isinstance(code, int) or not 200 <= code <= 599:
+            self.fail(f"{where}.status.code", f"expected an HTTP status 200-599 (a 1xx is not "
+                                              f"a final answer), found {_shown(code)}")
             return None
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
@@ -203,7 +220,7 @@ def _plain_interaction(item: Any) -> Interaction | None:
         return None
     if (type(method) is str and method.isalpha() and type(uri) is str
             and ABSOLUTE_URL.match(uri) is not None and type(body) is str
-            and type(answer) is str and type(code) is int and 100 <= code <= 599
+            and type(answer) is str and type(code) is int and 200 <= code <= 599
             and type(reason) is str and _plain_headers(headers)
             and _plain_headers(answer_headers)):
         return Interaction(
@@ -215,14 +232,17 @@ def _plain_interaction(item: Any) -> Interaction | None:
 
 
 def _plain_headers(value: Any) -> bool:
-    """Already {str: [str, ...]}, as nearly every cassette has it (the fast path)."""
+    """Already {str: [str, ...]} of names and values both stacks can send, as nearly
+    every cassette has it (the fast path); anything else goes through the `_Reader`,
+    which says where it is wrong (a CR LF in a value, say, would have failed every
+    request that replayed it)."""
     if type(value) is not dict:
         return False
     for name, values in value.items():
-        if type(name) is not str or type(values) is not list:
+        if type(name) is not str or type(values) is not list or not _NAME(name):
             return False
         for item in values:
-            if type(item) is not str:
+            if type(item) is not str or _BAD_VALUE(item):
                 return False
     return True
 

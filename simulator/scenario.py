@@ -18,6 +18,11 @@ from typing import Any, TypeVar
 
 from partnerkit.simulator.dataset import DatasetSpec
 from partnerkit.simulator.glob import MAX_GLOB_CHARS, PathGlob
+from partnerkit.simulator.http_fields import (
+    header_name_problem,
+    header_value_problem,
+    unsendable_text,
+)
 from partnerkit.simulator.scenario_source import (
     Located,
     Path,
@@ -331,17 +336,33 @@ def _parse_status(check: _Checker, fault: Mapping[str, Any], path: Path) -> Stat
     if "headers" in fault:
         spec = check.mapping(fault["headers"], (*path, "headers"))
         for name, value in (spec or {}).items():
-            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-                check.fail((*path, "headers", name), "not a valid HTTP header name")
+            if (problem := header_name_problem(name)) is not None:
+                check.fail((*path, "headers", name), problem)
             elif not isinstance(value, str | int | float) or isinstance(value, bool):
                 check.fail((*path, "headers", name), f"expected a string, got {_kind(value)}")
-            elif any(c in str(value) for c in "\r\n\0"):
-                check.fail((*path, "headers", name), "header values cannot hold CR, LF or NUL")
+            elif (problem := header_value_problem(str(value))) is not None:
+                check.fail((*path, "headers", name), problem)
             else:
                 headers.append((name.lower(), str(value)))
+    body = fault.get("body")
+    if body is not None and (problem := _unsendable(body)) is not None:
+        check.fail((*path, "body"), problem)
     if status is None:
         return None
-    return StatusFault(status, retry_after, fault.get("body"), tuple(headers))
+    return StatusFault(status, retry_after, body, tuple(headers))
+
+
+def _unsendable(value: Any) -> str | None:
+    """Why a fault body (text, or data sent as JSON) cannot be sent, or None."""
+    if isinstance(value, str):
+        return unsendable_text(value)
+    if isinstance(value, dict):
+        return next((problem for key, item in value.items()
+                     if (problem := _unsendable(key) or _unsendable(item)) is not None), None)
+    if isinstance(value, list):
+        return next((problem for item in value if (problem := _unsendable(item)) is not None),
+                    None)
+    return None
 
 
 def _parse_rate_limit(check: _Checker, value: Any, path: Path) -> RateLimit | None:

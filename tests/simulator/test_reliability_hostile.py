@@ -42,7 +42,12 @@ from partnerkit.simulator.protocols import MAX_HEAD_BYTES
 from partnerkit.simulator.redaction import FORM, redact_body, redact_headers, redact_query
 from partnerkit.simulator.scenario import ScenarioError, parse_scenario
 from partnerkit.simulator.scenario_source import SourceError, load_source
-from partnerkit.simulator.server import BackgroundServer, FakePartner, RecordingProxy
+from partnerkit.simulator.server import (
+    BackgroundServer,
+    FakePartner,
+    RecordingProxy,
+    ReplayPartner,
+)
 from tests.conftest import authed_client
 
 BOUND_S = 2.0  # what "at once" means here: one-sided, with a wide margin on a busy machine
@@ -565,3 +570,96 @@ def test_more_secret_names_can_be_added(monkeypatch: pytest.MonkeyPatch) -> None
     assert redact_query({"x_partner_sig": "v"}) == {"x_partner_sig": "<redacted>"}
     monkeypatch.setattr(redaction, "_extra_names", frozenset())
     redaction.is_secret.cache_clear()
+
+
+# --- H12, H13: the partner API answers 400, never 500, to odd parameters ------------------
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "limit=%D9%A3", "limit=" + "9" * 5000,
+                                   "updated_since=0001-01-01T00:00:00%2B14:00",
+                                   "updated_since=9999-12-31T23:59:59-14:00"])
+def test_h12_h13_odd_list_parameters_are_a_400(partner: FakePartner, query: str) -> None:
+    with authed_client(partner.url) as client:
+        answer = client.get(f"/v1/orders?{query}")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_request"
+
+
+# --- S17, S18, R6: what would fail on every request is refused at upload ------------------
+
+@pytest.mark.parametrize(("fault", "where"), [
+    ({"status": 500, "body": "\ud800"}, "rules[0].fault.body"),
+    ({"status": 500, "body": {"a": ["\udfff"]}}, "rules[0].fault.body"),
+    ({"status": 503, "headers": {"X-A": "a\x01b"}}, "rules[0].fault.headers.X-A"),
+    ({"status": 503, "headers": {"X-A": "a\x7fb"}}, "rules[0].fault.headers.X-A"),
+    ({"status": 503, "headers": {"X-A": " \tx\t "}}, "rules[0].fault.headers.X-A"),
+    ({"status": 503, "headers": {"X-A": "snow\u2603man"}}, "rules[0].fault.headers.X-A"),
+], ids=["surrogate-body", "surrogate-in-json", "ctl-01", "del", "whitespace", "not-latin-1"])
+def test_s17_s18_unsendable_fault_bodies_and_headers_are_refused(
+        fault: dict[str, Any], where: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario({"rules": [{"match": {"path": "/v1/orders"}, "fault": fault}]})
+    assert [problem.path for problem in caught.value.problems] == [where]
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_s17_s18_a_fault_header_tab_inside_the_value_is_sent(http: str) -> None:
+    scenario = {"rules": [{"fault": {"status": 503, "headers": {"X-A": "a\tb"}}}]}
+    with FakePartner(scenario, http=http) as partner:  # type: ignore[arg-type]
+        answer = httpx.get(f"{partner.url}/oauth/token", timeout=5)
+    assert (answer.status_code, answer.headers["x-a"]) == (503, "a\tb")
+
+
+@pytest.mark.parametrize("headers", ['{X-A: ["a\\r\\nSet-Cookie: x=1"]}', '{"X A:": ["v"]}',
+                                     '{X-A: ["a\\x01b"]}'],
+                         ids=["crlf", "bad-name", "ctl"])
+def test_r6_unsendable_recorded_headers_are_refused_at_load(headers: str) -> None:
+    text = (CASSETTE_HEAD + f"  response: {{body: {{string: hi}}, headers: {headers}, "
+            "status: {code: 200, message: OK}}\n")
+    with pytest.raises(CassetteError, match=r"interactions\[0\]\.response\.headers"):
+        parse_cassette(text.encode(), "bad.yaml")
+
+
+# --- R7, R10, R11: replay answers as recorded, at the path as written, cheaply ------------
+
+def _cassette(*recordings: tuple[str, int, str]) -> list[Interaction]:
+    text = "version: 1\ninteractions:\n" + "".join(
+        f"- request: {{body: '', headers: {{}}, method: GET, uri: 'http://p.test{path}'}}\n"
+        f"  response: {{body: {{string: '{body}'}}, headers: {{}}, "
+        f"status: {{code: {code}, message: X}}}}\n" for path, code, body in recordings)
+    return parse_cassette(text.encode(), "inline.yaml")
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_r7_replayed_204_and_304_carry_no_body(http: str) -> None:
+    with ReplayPartner(_cassette(("/a", 204, "hi"), ("/b", 304, "hi")),
+                       http=http) as replay:  # type: ignore[arg-type]
+        for path, status in (("/a", 204), ("/b", 304)):
+            answer = _raw(replay.url, f"GET {path} HTTP/1.1\r\nhost: x\r\n"
+                                      "connection: close\r\n\r\n".encode())
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert _status(answer) == status and body == b"", answer
+            assert b"content-length" not in head.lower()
+
+
+def test_r7_a_recorded_1xx_is_refused_at_load() -> None:
+    with pytest.raises(CassetteError, match="1xx"):
+        _cassette(("/a", 101, "hi"))
+
+
+def test_r10_a_percent_encoded_percent_is_decoded_once() -> None:
+    with ReplayPartner(_cassette(("/files/a%2541", 200, "A"), ("/files/aA", 200, "B"))) as replay:
+        assert _raw(replay.url, b"GET /files/a%2541 HTTP/1.1\r\nhost: x\r\n"
+                                b"connection: close\r\n\r\n").endswith(b"\r\n\r\nA")
+        assert httpx.get(f"{replay.url}/files/aA", timeout=5).text == "B"
+
+
+def test_r11_a_miss_with_a_huge_query_against_many_recordings_is_cheap() -> None:
+    recordings = [(f"/v1/orders/ORD-{number:07d}", 200, "{}") for number in range(20_000)]
+    with ReplayPartner(_cassette(*recordings)) as replay:
+        query = "&".join(f"{number:x}=" for number in range(9000))
+        started = time.monotonic()
+        answer = httpx.get(f"{replay.url}/v1/orders?{query}", timeout=10)
+        assert time.monotonic() - started < BOUND_S
+    assert answer.status_code == 404
+    assert len(answer.content) < 20_000
+    assert answer.json()["closest"][0]["differences"][-1].startswith("... and ")
