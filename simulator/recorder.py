@@ -4,12 +4,13 @@ Each interaction is redacted, appended and flushed *before* its answer goes
 back to the client, so whatever a client has seen is on disk even if the
 proxy dies next. Bodies are asked for uncompressed so secrets in them can
 be found and blanked. An upstream that cannot be reached or does not answer
-in time gets the client a 502/504 and writes nothing: like VCR.py, a
+whole within the timeout gets the client a 502/504 and writes nothing: like VCR.py, a
 cassette keeps completed answers only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -93,9 +94,12 @@ class RecorderApp:
                    if name.decode("latin-1").lower() not in HOP_BY_HOP]
         headers.append(("accept-encoding", "identity"))
         try:
-            status, reason, answer_headers, answer = await self._forward(
-                scope["method"], path, headers, body)
-        except httpx.TimeoutException:
+            # One deadline for the whole answer: httpx's timeout is per read, so an
+            # upstream dribbling a byte a second would never time out (PITFALLS 1).
+            async with asyncio.timeout(self.timeout_s):
+                status, reason, answer_headers, answer = await self._forward(
+                    scope["method"], path, headers, body)
+        except (httpx.TimeoutException, TimeoutError):
             self.failed += 1
             await _send_json(send, 504, {"error": "upstream_timeout", "message":
                                          f"{self.upstream} did not answer in {self.timeout_s} s"})

@@ -8,6 +8,7 @@ answers at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -663,3 +664,28 @@ def test_r11_a_miss_with_a_huge_query_against_many_recordings_is_cheap() -> None
     assert answer.status_code == 404
     assert len(answer.content) < 20_000
     assert answer.json()["closest"][0]["differences"][-1].startswith("... and ")
+
+
+# --- P8: record --timeout bounds the whole answer ------------------------------------------
+
+async def _dribbling_upstream(scope: Any, receive: Any, send: Any) -> None:
+    """Answers with Content-Length 1000, then a byte every 0.1 s (each read is quick)."""
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"1000")]})
+    for _ in range(1000):
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await asyncio.sleep(0.1)
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_p8_a_dribbling_upstream_gets_the_client_a_504_at_the_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "drip.yaml"
+    with BackgroundServer(_dribbling_upstream) as upstream, \
+            RecordingProxy(upstream.url, out, timeout_s=0.5) as proxy:
+        started = time.monotonic()
+        answer = httpx.get(f"{proxy.url}/x", timeout=10)
+        assert time.monotonic() - started < 0.5 + BOUND_S
+    assert answer.status_code == 504
+    assert load_cassette(out) == []
