@@ -118,5 +118,7 @@ class PartnerState:
             "rules": len(self.scenario.rules),
             **self.journal.stats(),
             **self.engine.stats(),
+            "tokens_live": len(self.tokens),
+            "tokens_forgotten": self.tokens.forgotten,
             "uptime_s": round(time.time() - self.started, 3),
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 
 from partnerkit.simulator import engine as engine_module
 from partnerkit.simulator import redaction
+from partnerkit.simulator import tokens as tokens_module
 from partnerkit.simulator.cassette import (
     CassetteError,
     Interaction,
@@ -49,7 +51,8 @@ from partnerkit.simulator.server import (
     RecordingProxy,
     ReplayPartner,
 )
-from tests.conftest import authed_client
+from partnerkit.simulator.tokens import TokenStore
+from tests.conftest import authed_client, fetch_token
 
 BOUND_S = 2.0  # what "at once" means here: one-sided, with a wide margin on a busy machine
 
@@ -689,3 +692,38 @@ def test_p8_a_dribbling_upstream_gets_the_client_a_504_at_the_timeout(tmp_path: 
         assert time.monotonic() - started < 0.5 + BOUND_S
     assert answer.status_code == 504
     assert load_cassette(out) == []
+
+
+# --- J6, T3: the token store --------------------------------------------------------------
+
+def test_j6_issuing_stays_cheap_with_many_live_tokens() -> None:
+    store = TokenStore()
+
+    def issue(count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            store.issue(0, 3600)
+        return time.perf_counter() - started
+
+    first = issue(2000)
+    issue(20_000)  # 22,000 live: past the 10,000 at which every issue used to scan them all
+    assert issue(2000) < 3 * first + 0.05
+
+
+def test_j6_live_tokens_are_bounded_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "MAX_LIVE_TOKENS", 100)
+    store = TokenStore()
+    issued = [store.issue(0, 3600) for _ in range(150)]
+    assert len(store) == 100 and store.forgotten == 50
+    assert store.is_valid(issued[-1]) and not store.is_valid(issued[0])
+
+
+def test_t3_tokens_cannot_be_computed_from_the_seed() -> None:
+    with FakePartner(seed=42) as partner:
+        real = fetch_token(httpx.Client(base_url=partner.url, timeout=5))
+        forged = ["sim-" + hashlib.blake2b(f"partnersim-token|42|{number}".encode(),
+                                           digest_size=18).hexdigest() for number in range(1, 9)]
+        assert real not in forged
+        for token in forged:
+            assert httpx.get(f"{partner.url}/v1/orders/ORD-000001", timeout=5,
+                             headers={"authorization": f"Bearer {token}"}).status_code == 401
