@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hmac
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.partner_api import error_response, json_response, read_limited
-from partnerkit.simulator.scenario import ScenarioError, parse_scenario
+from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
@@ -64,8 +65,9 @@ class AdminAPI:
             return error_response(413, "scenario_too_large",
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
-            scenario = parse_scenario(body, source="request body")
-            self.state.set_scenario(scenario)
+            # Off the event loop: a 1 MB scenario or a 200,000-order data set takes
+            # seconds to build, and every other request (health too) would wait for it.
+            scenario = await anyio.to_thread.run_sync(self._install, body)
         except ScenarioError as exc:
             return json_response(422, {
                 "error": "invalid_scenario",
@@ -75,6 +77,11 @@ class AdminAPI:
             })
         return json_response(200, {"status": "ok", "scenario": scenario.name,
                                    "rules": len(scenario.rules)})
+
+    def _install(self, body: bytes) -> Scenario:
+        scenario = parse_scenario(body, source="request body")
+        self.state.set_scenario(scenario)
+        return scenario
 
     async def reset(self, request: Request) -> Response:
         if denied := self._forbidden(request):

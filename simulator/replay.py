@@ -317,4 +317,5 @@ class ReplayState(PartnerState):
     def describe(self) -> dict[str, Any]:
         facts = super().describe()
         facts.pop("orders", None)
+        facts.pop("orders_not_inserted", None)
         return {**facts, "mode": "replay", "cassette": self.cassette, **self.index.stats()}

@@ -115,6 +115,7 @@ class PartnerState:
             "scenario": self.scenario.name,
             "seed": self.scenario.seed,
             "orders": len(self.store),
+            "orders_not_inserted": self.store.not_inserted,
             "rules": len(self.scenario.rules),
             **self.journal.stats(),
             **self.engine.stats(),

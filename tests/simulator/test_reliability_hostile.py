@@ -13,10 +13,12 @@ import contextlib
 import hashlib
 import io
 import json
+import random
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -28,6 +30,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from partnerkit.simulator import dataset as dataset_module
 from partnerkit.simulator import engine as engine_module
 from partnerkit.simulator import redaction
 from partnerkit.simulator import tokens as tokens_module
@@ -727,3 +730,43 @@ def test_t3_tokens_cannot_be_computed_from_the_seed() -> None:
         for token in forged:
             assert httpx.get(f"{partner.url}/v1/orders/ORD-000001", timeout=5,
                              headers={"authorization": f"Bearer {token}"}).status_code == 401
+
+
+# --- S10, S11, S12: scenarios that freeze or balloon the server ----------------------------
+
+def test_s10_a_big_data_set_is_built_without_freezing_the_server() -> None:
+    with FakePartner() as partner, httpx.Client(timeout=10) as client:
+        put = threading.Thread(target=lambda: client.put(
+            f"{partner.url}/__sim/scenario", content=b"dataset: {orders: 40000}\nrules: []\n"))
+        put.start()
+        time.sleep(0.1)
+        probes = []
+        while put.is_alive() and len(probes) < 20:
+            started = time.monotonic()
+            assert httpx.get(f"{partner.url}/__sim/health", timeout=5).status_code == 200
+            probes.append(time.monotonic() - started)
+        put.join(10)
+        assert probes and max(probes) < 0.5, probes
+        assert httpx.get(f"{partner.url}/__sim/health", timeout=5).json()["orders"] == 40000
+
+
+def test_s11_drift_never_grows_the_data_set_past_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dataset_module, "MAX_ORDERS", 300)
+    store = dataset_module.build_store(1, dataset_module.DatasetSpec(orders=250))
+    page = store.page(None, None, 50)
+    assert page.last is not None
+    for _ in range(3):
+        store.insert_behind(random.Random(1), page.last, 100)
+    assert (len(store), store.not_inserted) == (300, 250)
+    with pytest.raises(ScenarioError, match="between 1 and 1000"):
+        parse_scenario({"rules": [{"fault": {"cursor_drift": {"insert": 100_000}}}]})
+
+
+def test_s12_a_huge_one_of_is_refused_at_once() -> None:
+    # 40,000 entries were 6 s of frozen server; a PUT is now parsed off the event loop
+    # (see S10), and the entries past the cap are not even built.
+    text = "rules: [{fault: {one_of: [" + ",".join(["{status: 500}"] * 2000) + "]}}]"
+    started = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"rules\[0\]\.fault\.one_of: at most 100 entries"):
+        parse_scenario(text)
+    assert time.monotonic() - started < BOUND_S
