@@ -22,7 +22,7 @@ import pytest
 
 from partnerkit.client import PartnerClient, RetryPolicy
 from partnerkit.contracts.harness import client_settings
-from partnerkit.contracts.remote import RemotePartner
+from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
 from partnerkit.contracts.verdicts import ClientSettings
 from partnerkit.simulator import FakePartner, load_scenario_file
 
@@ -71,7 +71,11 @@ def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[FakePartner | 
     url = request.config.getoption("--partner-url")
     if url:
         remote = RemotePartner(url, admin_token=request.config.getoption("--partner-admin-token"))
-        remote.health()  # fail early, and clearly, when nothing answers there
+        try:
+            remote.health()  # fail early, and clearly, when nothing (or not us) answers there
+        except RemotePartnerError as exc:
+            remote.close()
+            raise pytest.UsageError(f"partnerkit: --partner-url {url}: {exc}") from None
         yield remote
         remote.close()
         return

@@ -24,6 +24,7 @@ from partnerkit.simulator.http_fields import (
     unsendable_text,
 )
 from partnerkit.simulator.scenario_source import (
+    MAX_SOURCE_BYTES,
     Located,
     Path,
     Problem,
@@ -641,7 +642,8 @@ def load_scenario_file(path: str | FilePath) -> Scenario:
     """Read and validate a scenario file; every error names this file."""
     file = FilePath(path)
     try:
-        data = file.read_bytes()
+        with file.open("rb") as stream:  # no more than the limit: /dev/zero never ends
+            data = stream.read(MAX_SOURCE_BYTES + 1)
     except OSError as exc:
         raise ScenarioError([Problem("$", f"cannot read: {exc.strerror or exc}")],
                             str(file)) from None

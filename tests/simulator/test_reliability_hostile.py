@@ -30,6 +30,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
 from partnerkit.simulator import dataset as dataset_module
 from partnerkit.simulator import engine as engine_module
 from partnerkit.simulator import redaction
@@ -770,3 +771,27 @@ def test_s12_a_huge_one_of_is_refused_at_once() -> None:
     with pytest.raises(ScenarioError, match=r"rules\[0\]\.fault\.one_of: at most 100 entries"):
         parse_scenario(text)
     assert time.monotonic() - started < BOUND_S
+
+
+# --- C1, C8: the CLI and the plugin say what is wrong, without a traceback -----------------
+
+def test_c1_check_reads_no_more_than_the_limit_of_an_endless_file() -> None:
+    status, err = _cli("check", "/dev/zero")
+    assert status == 2 and "larger than 1000000 bytes" in err and "Traceback" not in err
+
+
+def test_c8_a_partner_url_that_is_not_a_partnersim_is_a_clear_error() -> None:
+    async def html(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<html>"})
+
+    with BackgroundServer(html) as server:
+        remote = RemotePartner(server.url, timeout=5)
+        with pytest.raises(RemotePartnerError, match="is this a partnersim"):
+            remote.health()
+        remote.close()
+    remote = RemotePartner("http://127.0.0.1:9", timeout=2)
+    with pytest.raises(RemotePartnerError, match="no answer"):
+        remote.health()
+    remote.close()
