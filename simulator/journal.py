@@ -46,6 +46,13 @@ _ITEM_OVERHEAD = 160
 
 def _bounded(items: dict[str, str], budget: int) -> tuple[dict[str, str], int, bool]:
     """(kept items, characters kept, whether anything was cut)."""
+    if not items:
+        return items, 0, False
+    if len(items) <= MAX_ITEMS and max(map(len, items.values())) <= MAX_VALUE_CHARS:
+        # The usual request: nothing to cut (counted at C speed, this runs per request).
+        chars = sum(map(len, items)) + sum(map(len, items.values()))
+        if chars <= budget:
+            return items, chars, False
     kept: dict[str, str] = {}
     chars = 0
     cut = len(items) > MAX_ITEMS

@@ -62,7 +62,7 @@ def add_secret_names(names: list[str] | tuple[str, ...]) -> None:
     global _extra_names
     with _lock:
         _extra_names = _extra_names | {normalise(name) for name in names if name.strip()}
-        is_secret.cache_clear()
+        _forget_known()
 
 
 def _is_secret(name: str) -> bool:
@@ -71,26 +71,22 @@ def _is_secret(name: str) -> bool:
             or key.endswith(DEFAULT_SECRET_SUFFIXES))
 
 
-class _Cache:
-    """A bounded memo of `_is_secret` (names repeat: the same few headers every request)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._known: dict[str, bool] = {}
-
-    def __call__(self, name: str) -> bool:
-        known = self._known.get(name)
-        if known is None:
-            known = _is_secret(name)
-            if len(self._known) < self._size and len(name) <= 256:
-                self._known[name] = known
-        return known
-
-    def cache_clear(self) -> None:
-        self._known = {}
+_known: dict[str, bool] = {}  # a bounded memo: the same few names come every request
+_KNOWN_MAX = 4096
 
 
-is_secret = _Cache()
+def is_secret(name: str) -> bool:
+    """Whether a header, query, form or JSON field of this name holds a secret."""
+    known = _known.get(name)
+    if known is None:
+        known = _is_secret(name)
+        if len(_known) < _KNOWN_MAX and len(name) <= 256:
+            _known[name] = known
+    return known
+
+
+def _forget_known() -> None:
+    _known.clear()
 
 
 def redact_header(name: str, value: str) -> str:
@@ -105,8 +101,12 @@ def redact_header(name: str, value: str) -> str:
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     redacted = dict(headers)
+    known = _known
     for name, value in headers.items():
-        if is_secret(name):
+        secret = known.get(name)
+        if secret is None:
+            secret = is_secret(name)
+        if secret:
             redacted[name] = redact_header(name, value)
     return redacted
 
