@@ -3,6 +3,9 @@
 # bootstrapped into .tools/, the locked environment into .venv/.
 
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8080
+SCENARIO ?= scenarios/default.yaml
 UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 VENV := .venv
@@ -10,10 +13,14 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: serve test soak bench cassettes lint typecheck pytest env clean
+.PHONY: help serve test soak bench cassettes lint typecheck pytest env clean
 
-serve: $(VENV)/.synced ## start the fake partner on 127.0.0.1:8080
-	$(BIN)/partnersim serve --host 127.0.0.1 --port 8080 --scenario scenarios/default.yaml
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  (make serve PORT=8081 SCENARIO=FILE: another port or scenario)"
+
+serve: $(VENV)/.serve-synced ## start the fake partner on 127.0.0.1:8080 (PORT=, SCENARIO=)
+	$(BIN)/partnersim serve --host $(HOST) --port $(PORT) --scenario $(SCENARIO)
 
 test: $(VENV)/.synced lint typecheck pytest ## ruff, mypy and the whole test suite
 
@@ -31,16 +38,16 @@ cassettes: $(VENV)/.synced ## re-record cassettes/ against the fake partner; rev
 	$(BIN)/pytest -q -p no:randomly tests/client/test_cassettes.py --record-mode=rewrite
 	$(BIN)/python scripts/record_production_cassette.py
 
-lint: $(VENV)/.synced
+lint: $(VENV)/.synced ## ruff
 	$(BIN)/ruff check .
 
-typecheck: $(VENV)/.synced
+typecheck: $(VENV)/.synced ## mypy --strict
 	$(BIN)/mypy
 
-pytest: $(VENV)/.synced
+pytest: $(VENV)/.synced ## the test suite alone
 	$(BIN)/pytest
 
-env: $(VENV)/.synced
+env: $(VENV)/.synced ## install everything (locked) into .venv/
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,7 +55,14 @@ $(UV):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	touch $@ $(VENV)/.serve-synced
+
+# Serving needs only the runtime dependencies; --inexact keeps the dev tools
+# of an earlier `make test`.
+$(VENV)/.serve-synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev --inexact \
+		--python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
 	touch $@
 
-clean:
+clean: ## remove the tools, the environment and caches
 	rm -rf .tools $(VENV) .mypy_cache .ruff_cache .hypothesis

@@ -7,9 +7,14 @@ Fixtures:
   already running there (`partnersim serve`), driven through its admin API.
 - `partner_client`: a `PartnerClient` wired to it, with short test timeouts,
   and `partner_settings`, those settings for `contracts.harness.observe`.
+- `partner_contracts`: a `ContractCheck` for Hypothesis property tests of
+  your own (session-scoped, so `@given` takes it): it serves each example's
+  fault plan, judges every contract and, when a test fails, writes the
+  shrunk plan once with the `partnersim serve --scenario FILE` line.
 
 Marker: `@pytest.mark.scenario("flaky")` loads `scenarios/flaky.yaml` (the
-directory is the `partnerkit_scenarios` ini option), or a path to a file.
+directory is the `partnerkit_scenarios` ini option, relative to pytest's
+rootdir), or a path to a file.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import Any
 import pytest
 
 from partnerkit.client import PartnerClient, RetryPolicy
+from partnerkit.contracts import evidence, pytest_report
+from partnerkit.contracts.check import ContractCheck
 from partnerkit.contracts.harness import client_settings
 from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
 from partnerkit.contracts.verdicts import ClientSettings
@@ -39,12 +46,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="X-Admin-Token for the admin API of --partner-url")
     parser.addini("partnerkit_scenarios", "directory of named scenarios for "
                   "@pytest.mark.scenario(name)", default="scenarios")
+    pytest_report.add_options(parser, group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "scenario(name_or_path): run the test against the fake partner with this "
                    "scenario (a name in the partnerkit_scenarios directory, or a file path)")
+    config.pluginmanager.register(pytest_report.RunEvidence(config), "partnerkit-evidence")
 
 
 def resolve_scenario(config: pytest.Config, name_or_path: str | Path) -> Path:
@@ -61,8 +70,14 @@ def resolve_scenario(config: pytest.Config, name_or_path: str | Path) -> Path:
             return path
     known = sorted(p.stem for p in directory.glob("*") if p.suffix in SUFFIXES) \
         if directory.is_dir() else []
-    raise pytest.UsageError(f"partnerkit: no scenario {str(name_or_path)!r}: not a file, and "
-                            f"not in {directory} (known: {', '.join(known) or 'none'})")
+    raise ScenarioNotFound(f"partnerkit: no scenario {str(name_or_path)!r}: not a file, and "
+                           f"not in {directory} (known: {', '.join(known) or 'none'}; the "
+                           f"folder is the partnerkit_scenarios ini option, relative to "
+                           f"the rootdir {root})")
+
+
+class ScenarioNotFound(LookupError):
+    """A `scenario` marker names no file and no scenario in the scenarios folder."""
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +88,9 @@ def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[FakePartner | 
         remote = RemotePartner(url, admin_token=request.config.getoption("--partner-admin-token"))
         try:
             remote.health()  # fail early, and clearly, when nothing (or not us) answers there
-        except RemotePartnerError as exc:
+        except RemotePartnerError as error:
             remote.close()
-            raise pytest.UsageError(f"partnerkit: --partner-url {url}: {exc}") from None
+            pytest.exit(f"partnerkit: --partner-url {url}: {error}", returncode=4)
         yield remote
         remote.close()
         return
@@ -90,14 +105,20 @@ def fake_partner(request: pytest.FixtureRequest,
     marker = request.node.get_closest_marker("scenario")
     if marker is None:
         partnerkit_server.set_scenario(EMPTY_SCENARIO)
+        evidence.set_scenario(EMPTY_SCENARIO)
     else:
         if len(marker.args) != 1:
-            raise pytest.UsageError("partnerkit: use @pytest.mark.scenario(name_or_path)")
-        path = resolve_scenario(request.config, marker.args[0])
+            pytest.fail("partnerkit: use @pytest.mark.scenario(name_or_path)", pytrace=False)
+        try:
+            path = resolve_scenario(request.config, marker.args[0])
+        except ScenarioNotFound as error:
+            pytest.fail(str(error), pytrace=False)
+        scenario = load_scenario_file(path)
         if isinstance(partnerkit_server, FakePartner):
-            partnerkit_server.set_scenario(load_scenario_file(path))
+            partnerkit_server.set_scenario(scenario)
         else:
             partnerkit_server.set_scenario(path)
+        evidence.set_scenario(scenario.source)
     partnerkit_server.reset()
     return partnerkit_server
 
@@ -122,3 +143,12 @@ def partner_client(fake_partner: FakePartner | RemotePartner) -> Iterator[Partne
 def partner_settings() -> ClientSettings:
     """The settings `partner_client` runs with, for `contracts.harness.observe`."""
     return client_settings(timeout=TEST_TIMEOUT, deadline=TEST_DEADLINE, retry=TEST_RETRY)
+
+
+@pytest.fixture(scope="session")
+def partner_contracts(partnerkit_server: FakePartner | RemotePartner) -> ContractCheck:
+    """Property tests of your own: `partner_contracts.check(plan, operation, run)`."""
+    return ContractCheck(partnerkit_server,
+                         credentials=getattr(partnerkit_server, "credentials",
+                                             ("orderops", "orderops-secret")),
+                         timeout=TEST_TIMEOUT, deadline=TEST_DEADLINE, retry=TEST_RETRY)

@@ -35,9 +35,11 @@ class RemotePartner:
         where = f"{method} {self.url}/__sim{path}"
         try:
             response = self._admin.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RemotePartnerError(f"{where}: no answer ({type(exc).__name__}: {exc}); is "
-                                     "`partnersim serve` running there?") from None
+        except httpx.HTTPError as error:
+            raise RemotePartnerError(
+                f"nothing answers at {self.url} ({type(error).__name__}: {error or 'no answer'}); "
+                f"start a fake partner there first (make serve, or partnersim serve "
+                f"--port PORT)") from None
         if response.status_code >= 400:
             raise RemotePartnerError(f"{where} answered {response.status_code}: "
                                      f"{response.text[:2000]}")

@@ -20,6 +20,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from partnerkit.contracts import evidence
+
 DEFAULT_DIR = Path(".partnerkit") / "failing-scenarios"
 
 
@@ -44,5 +46,6 @@ def save_failing_plan(test_name: str, plan: Mapping[str, Any], why: str) -> Path
     header = (f"A fault plan that breaks a client contract, found by {test_name}.\n"
               f"Replay it: partnersim serve --scenario {path}\n\n{why}")
     path.write_text(scenario_yaml(plan, header))
+    evidence.note_shrunk_plan(path)
     print(f"\npartnerkit: failing fault plan written to {path}\n{why}")
     return path

@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
-SchemaName = Literal["order", "page", "token", "error", "acknowledgement"]
+SchemaName = Literal["order", "page", "token", "error", "acknowledgement", "report"]
 
 
 @cache

@@ -28,6 +28,7 @@ from partnerkit.client.errors import (
     RateLimited,
 )
 from partnerkit.client.models import Order, OrderLine, OrderStatus
+from partnerkit.contracts import evidence
 
 Entry = Mapping[str, Any]
 DEADLINE_SLACK = 0.25  # T1
@@ -594,10 +595,21 @@ VERDICTS: dict[str, Callable[[Observation], list[Violation]]] = {
 }
 
 
+class ContractViolation(AssertionError):
+    """A client broke a behaviour contract; the message lists every violation."""
+
+    def __init__(self, report: Report, hint: str = "") -> None:
+        super().__init__(str(report) + (f"\n{hint}" if hint else ""))
+        self.report = report
+
+
 @dataclass(frozen=True)
 class Report:
+    """The verdicts over one observation: `passed`, or the violations first."""
+
     observation: Observation
     violations: tuple[Violation, ...] = field(default_factory=tuple)
+    judged: tuple[str, ...] = ()  # the contract IDs that were judged
 
     @property
     def passed(self) -> bool:
@@ -606,7 +618,29 @@ class Report:
     def __str__(self) -> str:
         if self.passed:
             return f"{self.observation.operation}: every contract holds"
-        return "\n".join(str(violation) for violation in self.violations)
+        lines = [f"{self.observation.operation}: {len(self.violations)} contract "
+                 f"violation(s)"]
+        return "\n".join([*lines, *(f"  {violation}" for violation in self.violations)])
+
+    def __repr__(self) -> str:
+        # Violations first: this is what `assert report.passed, report` shows.
+        if self.passed:
+            return f"<Report {self.observation.operation}: every contract holds>"
+        found = "; ".join(str(violation) for violation in self.violations)
+        return f"<Report {self.observation.operation}: {found}>"
+
+    def raise_for_violations(self, hint: str = "") -> None:
+        """Raise `ContractViolation` (an AssertionError) listing every violation."""
+        if not self.passed:
+            raise ContractViolation(self, hint)
+
+
+def assert_contracts_hold(observation: Observation,
+                          contracts: Sequence[str] = tuple(VERDICTS)) -> Report:
+    """Judge `observation` and raise `ContractViolation` naming every violation."""
+    report = judge(observation, contracts)
+    report.raise_for_violations()
+    return report
 
 
 def judge(observation: Observation, contracts: Sequence[str] = tuple(VERDICTS)) -> Report:
@@ -614,4 +648,6 @@ def judge(observation: Observation, contracts: Sequence[str] = tuple(VERDICTS)) 
     found: list[Violation] = []
     for contract in contracts:
         found += VERDICTS[contract](observation)
-    return Report(observation, tuple(found))
+    report = Report(observation, tuple(found), tuple(contracts))
+    evidence.note(report)  # for the contract report of a pytest run; a no-op elsewhere
+    return report

@@ -8,17 +8,27 @@ scenario is refused with every problem and the running one stays.
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from partnerkit.simulator.partner_api import error_response, json_response, read_limited
+from partnerkit.simulator.partner_api import json_response, read_limited
 from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
+
+
+def admin_json(status: int, payload: Any) -> Response:
+    """An admin answer: JSON ending in a newline, so answers in a terminal don't run together."""
+    return json_response(status, payload, end=b"\n")
+
+
+def admin_error(status: int, code: str, message: str) -> Response:
+    return admin_json(status, {"error": code, "message": message})
 
 
 class AdminAPI:
@@ -45,16 +55,16 @@ class AdminAPI:
         given = request.headers.get("x-admin-token", "")
         if hmac.compare_digest(given.encode(), self.admin_token.encode()):
             return None
-        return error_response(401, "admin_token_required",
+        return admin_error(401, "admin_token_required",
                               "this fake partner's admin API needs the X-Admin-Token header")
 
     async def health(self, request: Request) -> Response:
-        return self._forbidden(request) or json_response(200, self.state.describe())
+        return self._forbidden(request) or admin_json(200, self.state.describe())
 
     async def get_scenario(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
-        return json_response(200, {"scenario": self.state.scenario.source,
+        return admin_json(200, {"scenario": self.state.scenario.source,
                                    "spent": self.state.engine.spent()})
 
     async def put_scenario(self, request: Request) -> Response:
@@ -62,20 +72,20 @@ class AdminAPI:
             return denied
         body = await read_limited(request, MAX_SCENARIO_BYTES)
         if body is None:
-            return error_response(413, "scenario_too_large",
+            return admin_error(413, "scenario_too_large",
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
             # Off the event loop: a 1 MB scenario or a 200,000-order data set takes
             # seconds to build, and every other request (health too) would wait for it.
             scenario = await anyio.to_thread.run_sync(self._install, body)
         except ScenarioError as exc:
-            return json_response(422, {
+            return admin_json(422, {
                 "error": "invalid_scenario",
                 "message": f"scenario refused with {len(exc.problems)} problem(s); "
                            "the previous scenario is still running",
                 "problems": [problem.as_json() for problem in exc.problems],
             })
-        return json_response(200, {"status": "ok", "scenario": scenario.name,
+        return admin_json(200, {"status": "ok", "scenario": scenario.name,
                                    "rules": len(scenario.rules)})
 
     def _install(self, body: bytes) -> Scenario:
@@ -87,15 +97,15 @@ class AdminAPI:
         if denied := self._forbidden(request):
             return denied
         self.state.reset()
-        return json_response(200, {"status": "ok"})
+        return admin_json(200, {"status": "ok"})
 
     async def get_journal(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
-        return json_response(200, {"entries": self.state.journal.entries()})
+        return admin_json(200, {"entries": self.state.journal.entries()})
 
     async def clear_journal(self, request: Request) -> Response:
         if denied := self._forbidden(request):
             return denied
         self.state.journal.clear()
-        return json_response(200, {"status": "ok"})
+        return admin_json(200, {"status": "ok"})

@@ -429,7 +429,8 @@ class CassetteWriter:
     """Appends interactions to a cassette, each flushed before `write` returns.
 
     Thread-safe. With `append=True` an existing cassette keeps its
-    interactions; otherwise the file starts empty.
+    interactions; otherwise the file is created by the first interaction, so
+    a recording that never got an answer leaves no empty cassette behind.
     """
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
@@ -438,7 +439,8 @@ class CassetteWriter:
         existing = load_cassette(path) if append and path.exists() else []
         self.count = len(existing)
         self._file: TextIO | None = None
-        self._replace(dump_cassette(existing))
+        if existing:  # rewritten in one line per interaction, so appends stay valid
+            self._replace(dump_cassette(existing))
 
     def _replace(self, text: str) -> None:
         """Write the whole file atomically (used while it is still small)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import logging
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import partnerkit
 from partnerkit.simulator.app import create_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
@@ -45,6 +47,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="A scriptable fake of OrderOps' partner API: latency, 429s, 5xx, malformed "
                     "JSON, schema and cursor drift, expired tokens and dropped connections.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"partnersim (partnerkit) {partnerkit.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -206,7 +210,11 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     try:
         sock, url = bind(args.host, args.port)
     except OSError as exc:
-        print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        hint = (f"; something already listens there: stop it, or choose another port "
+                f"(--port {args.port + 1}, or make serve PORT={args.port + 1})"
+                if exc.errno == errno.EADDRINUSE else "")
+        print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}{hint}",
+              file=sys.stderr)
         return 1
     print("\n".join(banner(url)))
     print("Ctrl-C stops it.", flush=True)

@@ -140,12 +140,12 @@ class FaultEngine:
             for rule in rules:
                 if not _matches(rule, request):
                     continue
-                if self._is_idle_cursor_drift(rule, request):
-                    continue
                 index = rule.index
-                self._matched[index] += 1
+                self._matched[index] += 1  # `after` and `every` count every match
                 eligible = self._matched[index] - rule.after
                 if eligible <= 0 or (eligible - 1) % rule.every:
+                    continue
+                if self._is_idle_cursor_drift(rule, request):
                     continue
                 if rule.times is not None and self._acted[index] >= rule.times:
                     continue
@@ -164,7 +164,7 @@ class FaultEngine:
 
     @staticmethod
     def _is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
-        # A cursor-drift rule spends no budget on a request that has no cursor.
+        # A cursor-drift rule lets a request without a cursor pass: it spends no `times`.
         return (
             rule.fault is not None
             and isinstance(rule.fault.action, CursorDrift)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from typing import Any
@@ -86,18 +85,18 @@ def _unauthorized(message: str) -> Answer:
                        [(b"www-authenticate", b'Bearer error="invalid_token"')])
 
 
-def _retry_after_value(retry_after: int | str) -> bytes:
+def _retry_after_value(retry_after: int | str, now: float) -> bytes:
     if isinstance(retry_after, int):
         return str(retry_after).encode()
     seconds = int(retry_after.split(":", 1)[1])
-    return formatdate(time.time() + seconds, usegmt=True).encode()
+    return formatdate(now + seconds, usegmt=True).encode()
 
 
-def status_answer(fault: StatusFault) -> Answer:
+def status_answer(fault: StatusFault, now: float) -> Answer:
     """The answer of a `status` fault: the body as declared, or a partner error."""
     headers = [(name.encode(), value.encode()) for name, value in fault.headers]
     if fault.retry_after is not None:
-        headers.append((b"retry-after", _retry_after_value(fault.retry_after)))
+        headers.append((b"retry-after", _retry_after_value(fault.retry_after, now)))
     if fault.body is None:
         code = STATUS_CODES.get(fault.status, "error")
         return Answer.json(fault.status, {"error": code, "message": f"injected {fault.status}"},
@@ -128,11 +127,12 @@ class FaultMiddleware:
         if path.startswith(ADMIN_PREFIX):
             await self.admin(scope, receive, send)
             return
-        started = time.perf_counter()
+        clock = self.state.clock
+        started = clock.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query_string = scope["query_string"].decode("latin-1")
         query = first_values(query_string) if query_string else {}
-        entry = self.state.journal.open(time.time(), scope["method"], path, query, headers)
+        entry = self.state.journal.open(clock.time(), scope["method"], path, query, headers)
         scope[JOURNAL_ENTRY] = entry
         exchange = _Exchange(scope, receive, send, entry, headers, self.state, self.simulated)
         try:
@@ -141,7 +141,7 @@ class FaultMiddleware:
         except ClientDisconnect:
             entry["status"] = None  # the client left while we read its request: nobody to answer
         finally:
-            entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            entry["duration_ms"] = round((clock.monotonic() - started) * 1000, 3)
 
     async def _handle(self, exchange: _Exchange, request: RequestInfo) -> None:
         state = self.state
@@ -170,7 +170,7 @@ class FaultMiddleware:
         if action is None:
             await exchange.forward(self.api)
         elif isinstance(action, StatusFault):
-            await exchange.emit(status_answer(action))
+            await exchange.emit(status_answer(action, self.state.clock.time()))
         elif isinstance(action, RateLimit):
             await self._rate_limit(exchange, decision)
         elif isinstance(action, Malformed):
@@ -278,7 +278,7 @@ class _Exchange:
             self.extra.append((b"x-request-id", request_id.encode("latin-1")))
         if simulated and scope["path"].startswith("/v1/"):
             self.extra.append((b"x-ratelimit-limit", b"600"))
-            remaining = state.nominal.remaining(time.time())
+            remaining = state.nominal.remaining(state.clock.time())
             self.extra.append((b"x-ratelimit-remaining", str(remaining).encode()))
 
     def control(self) -> ConnectionControl:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +29,21 @@ def first_values(query_string: str) -> dict[str, str]:
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         query.setdefault(name, value)
     return query
+
+
+def iso_utc(at: float) -> str:
+    """Unix seconds as ISO-8601 UTC with microseconds: 2026-12-01T22:46:11.123456Z."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _with_iso_time(entry: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `entry` with `at_iso` beside `at` (made when read, not on the hot path)."""
+    snapshot: dict[str, Any] = {}
+    for name, value in entry.items():
+        snapshot[name] = value
+        if name == "at":
+            snapshot["at_iso"] = iso_utc(value)
+    return snapshot
 
 
 #: Headers, and query parameters, kept per entry (the first ones, in arrival order).
@@ -125,9 +141,10 @@ class Journal:
         return entry
 
     def entries(self) -> list[dict[str, Any]]:
-        """A snapshot, oldest first."""
+        """A snapshot, oldest first, each entry with its arrival as ISO-8601 UTC too."""
         with self._lock:
-            return [dict(entry) for entry, _ in self._entries]
+            entries = [entry for entry, _ in self._entries]
+        return [_with_iso_time(entry) for entry in entries]
 
     def clear(self) -> None:
         with self._lock:

@@ -32,8 +32,9 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_FORM_BYTES = 16_384
 
 
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None, *,
+                  end: bytes = b"") -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode() + end
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
@@ -181,7 +182,8 @@ class PartnerAPI:
             return error_response(409, "already_acknowledged",
                                   f"order {order_id} is already acknowledged")
         body = json.dumps(
-            {"order_id": order_id, "acknowledged_at": to_rfc3339(datetime.now(UTC))},
+            {"order_id": order_id,
+             "acknowledged_at": to_rfc3339(datetime.fromtimestamp(self.state.clock.time(), UTC))},
             separators=(",", ":"),
         ).encode()
         self.state.acks[order_id] = Acknowledgement(body, {key} if key else set())

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
@@ -51,7 +51,8 @@ class FaultWaits:
     """Every wait a fault makes (latency, dribble, hang), cut short at shutdown,
     so stopping the fake partner never waits for a scripted delay."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._waiters: set[asyncio.Future[None]] = set()
         self.closing = False
 
@@ -61,10 +62,19 @@ class FaultWaits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
+        waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
+        # An event loop may wake a timer up to its clock resolution early; a
+        # scripted delay must never end before it is due, so wait out the rest.
+        due = self._clock.monotonic() + seconds
         try:
-            waits: set[asyncio.Future[Any]] = {waiter} if also is None else {waiter, also}
-            await asyncio.wait(waits, timeout=None if seconds == float("inf") else seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                left = None if seconds == float("inf") else due - self._clock.monotonic()
+                if left is not None and left <= 0:
+                    return
+                done, _ = await asyncio.wait(waits, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
         finally:
             self._waiters.discard(waiter)
 
@@ -80,19 +90,21 @@ class PartnerState:
     def __init__(self, scenario: Scenario | None = None, *, journal_size: int = 10_000,
                  journal_bytes: int = MAX_JOURNAL_BYTES,
                  client_id: str = DEFAULT_CLIENT_ID,
-                 client_secret: str = DEFAULT_CLIENT_SECRET) -> None:
+                 client_secret: str = DEFAULT_CLIENT_SECRET,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        self.clock = clock  # the one clock of this fake partner (simulator.clock)
         self.journal = Journal(journal_size, journal_bytes)
-        self.tokens = TokenStore()
+        self.tokens = TokenStore(clock.monotonic)
         self.nominal = NominalRateLimit()
-        self.waits = FaultWaits()
-        self.started = time.time()
+        self.waits = FaultWaits(clock)
+        self.started = clock.time()
         self._lock = threading.RLock()
         self._install(scenario or empty_scenario())
 
     def _install(self, scenario: Scenario) -> None:
-        engine = FaultEngine(scenario)
+        engine = FaultEngine(scenario, self.clock.monotonic)
         store = build_store(scenario.seed, scenario.dataset)
         with self._lock:
             self.scenario = scenario
@@ -121,5 +133,5 @@ class PartnerState:
             **self.engine.stats(),
             "tokens_live": len(self.tokens),
             "tokens_forgotten": self.tokens.forgotten,
-            "uptime_s": round(time.time() - self.started, 3),
+            "uptime_s": round(self.clock.time() - self.started, 3),
         }

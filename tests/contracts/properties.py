@@ -10,8 +10,9 @@ from typing import Any
 import anyio
 
 from partnerkit.client import AsyncPartnerClient, PartnerClient, RetryPolicy
+from partnerkit.contracts import evidence
+from partnerkit.contracts.check import fail_with_plan
 from partnerkit.contracts.harness import client_settings, observe, observe_async
-from partnerkit.contracts.reproduce import save_failing_plan
 from partnerkit.contracts.verdicts import VERDICTS, Observation, judge
 from partnerkit.simulator import FakePartner
 
@@ -75,7 +76,7 @@ def holds_under(partner: FakePartner, plan: dict[str, Any], test_name: str,
     """Serve `plan`, observe one operation, and fail (saving the plan) on any violation."""
     partner.set_scenario(plan)
     partner.reset()
+    evidence.set_scenario(plan)
     report = judge(run(), contracts)
     if not report.passed:
-        save_failing_plan(test_name, plan, str(report))
-        raise AssertionError(str(report))
+        fail_with_plan(report, plan, test_name)

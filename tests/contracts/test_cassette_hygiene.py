@@ -51,7 +51,7 @@ def test_no_secret_in_the_raw_text(path: Path) -> None:
 @pytest.mark.parametrize("path", CASSETTES, ids=_ids(CASSETTES))
 def test_every_secret_field_is_the_placeholder(path: Path) -> None:
     interactions = load_cassette(path)
-    assert interactions
+    assert interactions, f"{path.relative_to(ROOT)} is an empty cassette: record or delete it"
     for number, interaction in enumerate(interactions):
         for where, value in _secrets(interaction):
             assert value == REDACTED, f"{path.name} interaction {number}: {where} = {value!r}"

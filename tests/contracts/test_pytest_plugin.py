@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,45 @@ def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+PROPERTY_TESTS = '''
+from dataclasses import replace
+
+from hypothesis import given, settings
+
+from partnerkit.contracts.strategies import fault_plans
+
+
+@given(plan=fault_plans(paths=["/v1/orders/*"], kinds=["status"]))
+@settings(max_examples=6, database=None, derandomize=True, deadline=None)
+def test_the_real_client_keeps_every_contract(partner_contracts, plan):
+    partner_contracts.check(plan, "get_order", lambda client: client.get_order("ORD-000003"))
+
+
+@given(plan=fault_plans(paths=["/v1/orders/*"], kinds=["status"]))
+@settings(max_examples=6, database=None, derandomize=True, deadline=None)
+def test_a_planted_mapping_bug(partner_contracts, plan):
+    partner_contracts.check(plan, "get_order",
+                            lambda client: replace(client.get_order("ORD-000003"), currency="XXX"))
+'''
+
+
+def test_property_tests_of_your_own_judge_each_example_and_save_the_shrunk_plan_once(
+        pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_props=PROPERTY_TESTS)
+    failures = tmp_path / "failures"
+    monkeypatch.setenv("PARTNERKIT_FAILURES_DIR", str(failures))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-s")
+    result.assert_outcomes(passed=1, failed=1)
+    output = "\n".join(result.stdout.lines)
+    assert "HealthCheck" not in output
+    assert "M1: order ORD-000003 was mapped to" in output
+    saved = failures / "test_props.py_test_a_planted_mapping_bug.yaml"
+    assert sorted(p.name for p in failures.iterdir()) == [saved.name]  # the real client: none
+    assert output.count("failing fault plan written to") == 1  # the final example only
+    assert f"replay it: partnersim serve --scenario {saved}" in output
+    assert "# M1: order ORD-000003" in saved.read_text()
+
+
 def test_an_unknown_scenario_is_a_clear_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user='''
 import pytest
@@ -102,4 +142,22 @@ def test_x(fake_partner):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     assert result.ret != 0
-    assert "no scenario 'nope'" in "\n".join(result.stdout.lines + result.stderr.lines)
+    output = "\n".join(result.stdout.lines + result.stderr.lines)
+    assert "no scenario 'nope'" in output
+    assert "partnerkit_scenarios ini option" in output
+    assert "pytest_plugin.py" not in output  # one line, no traceback of the plugin
+
+
+def test_partner_url_with_nothing_there_is_one_line_naming_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user="def test_x(fake_partner):\n    pass\n")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q",
+                                           f"--partner-url={url}")
+    assert result.ret == 4
+    output = "\n".join(result.stdout.lines + result.stderr.lines)
+    assert f"--partner-url {url}: nothing answers at {url}" in output
+    assert "partnersim serve" in output
+    assert "Traceback" not in output and len(output.splitlines()) < 10

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from partnerkit.simulator import create_app
@@ -29,7 +30,9 @@ class PartnerToken:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+# An explicit default config: the repository's schemathesis.toml (for the CLI
+# against a running partner) must not loosen this stricter in-process run.
+schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig())
 
 
 @pytest.fixture(autouse=True)

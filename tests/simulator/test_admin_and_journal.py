@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -61,8 +62,8 @@ def test_journal_get_and_delete(partner: FakePartner, http: httpx.Client) -> Non
     entries = httpx.get(f"{partner.url}/__sim/journal").json()["entries"]
     assert len(entries) == 1  # /__sim/ requests are not journaled
     entry = entries[0]
-    assert set(entry) == {"seq", "at", "method", "path", "query", "headers", "status", "rule",
-                          "fault", "duration_ms"}
+    assert set(entry) == {"seq", "at", "at_iso", "method", "path", "query", "headers", "status",
+                          "rule", "fault", "duration_ms"}
     assert entry["method"] == "GET" and entry["path"] == "/v1/orders"
     assert entry["query"] == {"limit": "3"}
     assert entry["status"] == 200 and entry["rule"] is None and entry["fault"] is None
@@ -70,6 +71,9 @@ def test_journal_get_and_delete(partner: FakePartner, http: httpx.Client) -> Non
     assert entry["headers"]["x-request-id"] == "r-1"
     assert entry["headers"]["authorization"] == "Bearer <redacted>"
     assert isinstance(entry["at"], float) and entry["duration_ms"] >= 0
+    arrived = datetime.fromisoformat(entry["at_iso"])
+    assert entry["at_iso"].endswith("Z") and arrived.utcoffset() == timedelta(0)
+    assert abs(arrived.timestamp() - entry["at"]) < 1e-5
     assert httpx.delete(f"{partner.url}/__sim/journal").status_code == 200
     assert httpx.get(f"{partner.url}/__sim/journal").json()["entries"] == []
 

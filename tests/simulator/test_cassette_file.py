@@ -33,7 +33,7 @@ def _interaction(number: int, body: bytes = b'{"ok":true}') -> Interaction:
 def test_the_writer_keeps_a_valid_cassette_after_every_append(tmp_path: Path) -> None:
     path = tmp_path / "growing.yaml"
     writer = CassetteWriter(path)
-    assert load_cassette(path) == []
+    assert not path.exists()  # created by the first interaction, never left empty
     for number in range(3):
         writer.write(_interaction(number))
         # Readable by partnersim and by VCR.py at every step, before close().

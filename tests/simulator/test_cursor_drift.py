@@ -96,3 +96,22 @@ def test_drift_stays_until_reset(partner: FakePartner, http: httpx.Client) -> No
     assert http.get(f"/v1/orders/{deleted[0]}").status_code == 404
     partner.reset()
     assert http.get(f"/v1/orders/{deleted[0]}").status_code == 200
+
+
+def test_a_first_page_counts_for_after_but_spends_no_times(
+        partner: FakePartner, http: httpx.Client) -> None:
+    """`after: 1` skips the first page (it has no cursor, yet it matches), so the
+    second page expires; the first page spent none of `times` either."""
+    partner.set_scenario({"rules": [{"match": {"path": "/v1/orders"}, "after": 1, "times": 1,
+                                     "fault": {"cursor_drift": {"expire": True}}}]})
+    first = http.get("/v1/orders", params={"limit": "50"})
+    assert first.status_code == 200
+    second = http.get("/v1/orders", params={"limit": "50", "cursor": first.json()["next_cursor"]})
+    assert second.status_code == 410
+    assert [e["status"] for e in partner.journal()] == [200, 410]
+
+    partner.set_scenario({"rules": [{"match": {"path": "/v1/orders"}, "times": 1,
+                                     "fault": {"cursor_drift": {"expire": True}}}]})
+    first = http.get("/v1/orders", params={"limit": "50"})  # no cursor: passes, budget kept
+    second = http.get("/v1/orders", params={"limit": "50", "cursor": first.json()["next_cursor"]})
+    assert (first.status_code, second.status_code) == (200, 410)

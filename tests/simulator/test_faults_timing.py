@@ -6,14 +6,17 @@ journal's own figures are preferred to wall-clock guesses.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
+import uvloop
 
 from partnerkit.simulator import FakePartner
 from partnerkit.simulator.engine import FaultEngine, RequestInfo, sample_latency_ms
 from partnerkit.simulator.scenario import parse_scenario
+from partnerkit.simulator.state import FaultWaits
 
 
 def _timed_get(http: httpx.Client, path: str) -> tuple[httpx.Response, float]:
@@ -97,3 +100,23 @@ def test_per_chunk_read_timeout_does_not_bound_a_dribbled_body(
     assert elapsed > 0.5  # well over a 0.3 s read timeout...
     http.timeout = httpx.Timeout(0.3)
     assert http.get("/v1/orders/ORD-000005").status_code == 200  # ...and it still completes
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_scripted_wait_never_ends_early(loop: str) -> None:
+    """uvloop's timers tick in whole milliseconds and may fire up to one early;
+    a latency fault must wait out the rest (it once ended 0.13 ms short)."""
+    waits = FaultWaits()
+
+    async def short_waits() -> list[tuple[float, float]]:
+        early = []
+        for i in range(40):
+            wanted = 0.0013 + (i % 7) * 0.0011
+            started = time.perf_counter()
+            await waits.sleep(wanted)
+            if (took := time.perf_counter() - started) < wanted:
+                early.append((wanted, took))
+        return early
+
+    runner = uvloop.run if loop == "uvloop" else asyncio.run
+    assert runner(short_waits()) == []

@@ -28,6 +28,7 @@ def test_the_readme_shows_every_fault_kind() -> None:
 
 
 def test_the_readme_storm_overlay_is_a_valid_replay_overlay() -> None:
-    storm = re.search(r"cat > storm.yaml <<'YAML'\n(.*?)YAML\n", README, flags=re.DOTALL)
+    storm = re.search(r"cat > .partnerkit/storm.yaml <<'YAML'\n(.*?)YAML\n", README,
+                      flags=re.DOTALL)
     assert storm is not None
     assert not dataset_faults(parse_scenario(storm.group(1)))

@@ -1,0 +1,71 @@
+"""What the contract report costs: the property and live contract suites with
+and without `--partner-report`, interleaved in one run (target: <= 5 % more).
+
+    .venv/bin/python bench/report_bench.py [--rounds 3]
+
+Prints a Markdown section for bench/results.md (and appends it there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SUITE = ["tests/contracts/test_properties.py", "tests/client/test_contracts_live.py"]
+
+
+def run_suite(report_dir: str | None) -> float:
+    option = [f"--partner-report={report_dir}"] if report_dir else ["-o", "partnerkit_report="]
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *option, *SUITE],
+                   cwd=ROOT, check=True, capture_output=True, timeout=900)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-append", action="store_true", help="print only")
+    args = parser.parse_args()
+    without, with_report = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        for number in range(args.rounds):  # interleaved, so both meet the same noise
+            without.append(run_suite(None))
+            with_report.append(run_suite(os.path.join(scratch, f"report-{number}")))
+    best_without, best_with = min(without), min(with_report)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip() or "unknown"
+    section = "\n".join([
+        f"## {dt.date.today().isoformat()} — commit {commit}: the contract report's cost",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}; "
+        f"`.venv/bin/python bench/report_bench.py --rounds {args.rounds}`: "
+        f"`pytest {' '.join(SUITE)}`, {args.rounds} interleaved rounds each.",
+        "",
+        "| run | best s | median s | × without |",
+        "|---|---:|---:|---:|",
+        f"| without a report | {best_without:.1f} | {statistics.median(without):.1f} | 1.00 |",
+        f"| `--partner-report DIR` | {best_with:.1f} | {statistics.median(with_report):.1f} | "
+        f"{best_with / best_without:.3f} |",
+        "",
+    ])
+    print(section)
+    if not args.no_append:
+        with (BENCH / "results.md").open("a") as results:
+            results.write("\n" + section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
