@@ -28,6 +28,7 @@ class TokenStore:
         self._clock = clock
         self._key = key if key is not None else secrets.token_bytes(32)
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._revoked: set[str] = set()  # kept so tests can list every token handed out
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self.forgotten = 0
@@ -49,6 +50,9 @@ class TokenStore:
     def revoke(self, token: str) -> None:
         with self._lock:
             self._expiry.pop(token, None)
+            if len(self._revoked) >= MAX_LIVE_TOKENS:
+                self._revoked.clear()
+            self._revoked.add(token)
 
     def __len__(self) -> int:
         return len(self._expiry)

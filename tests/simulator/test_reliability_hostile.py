@@ -90,7 +90,7 @@ def test_p1_p3_recorder_refuses_targets_that_would_change_the_host(
                                  "connection: close\r\n\r\n".encode())
         assert _status(answer) == 400, answer[:300]
         assert other.journal() == []  # the other service never saw a request
-    assert load_cassette(out) == []
+    assert not out.exists()  # nothing recorded (the cassette is made with its first one)
 
 
 def test_p1_recorder_keeps_the_upstream_base_path(tmp_path: Path) -> None:
@@ -695,7 +695,7 @@ def test_p8_a_dribbling_upstream_gets_the_client_a_504_at_the_timeout(tmp_path: 
         answer = httpx.get(f"{proxy.url}/x", timeout=10)
         assert time.monotonic() - started < 0.5 + BOUND_S
     assert answer.status_code == 504
-    assert load_cassette(out) == []
+    assert not out.exists()
 
 
 # --- J6, T3: the token store --------------------------------------------------------------
@@ -792,6 +792,6 @@ def test_c8_a_partner_url_that_is_not_a_partnersim_is_a_clear_error() -> None:
             remote.health()
         remote.close()
     remote = RemotePartner("http://127.0.0.1:9", timeout=2)
-    with pytest.raises(RemotePartnerError, match="no answer"):
+    with pytest.raises(RemotePartnerError, match="nothing answers"):
         remote.health()
     remote.close()
