@@ -28,7 +28,8 @@ soak: $(VENV)/.synced ## many more, randomised property examples; prints the see
 	@seed=$${SEED:-$$($(BIN)/python -c 'import random; print(random.randrange(2**32))')}; \
 	echo "partnerkit soak: hypothesis seed $$seed (rerun: SEED=$$seed make soak)"; \
 	PARTNERKIT_HYPOTHESIS_PROFILE=partnerkit-soak $(BIN)/pytest -q -o timeout=3600 \
-		tests/contracts/test_properties.py --hypothesis-seed=$$seed; \
+		tests/contracts/test_properties.py tests/contracts/test_virtual_time.py \
+		--hypothesis-seed=$$seed; \
 	status=$$?; echo "partnerkit soak: seed $$seed, exit $$status"; exit $$status
 
 bench: $(VENV)/.synced ## side-by-side benchmarks (needs wrk; WireMock when java + npm)

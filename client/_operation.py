@@ -174,77 +174,120 @@ def fetch_token(settings: Settings, timeout: float) -> Step[Token | Failure]:
     return failure
 
 
+class _Refresh:
+    """An attempt's token was refused (401): fetch another and try again (A1)."""
+
+
+REFRESH = _Refresh()
+
+
+@dataclass
+class Attempts:
+    """One operation's attempts so far: what its retry loop and its errors report."""
+
+    settings: Settings
+    operation: str
+    method: str
+    path: str
+    deadline: float  # on settings.clock
+    idempotent: bool = True  # R5: may it be sent again?
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # groups the journal
+    count: int = 0
+    last_status: int | None = None
+    refreshed: bool = False
+
+    def time_left(self) -> float:
+        return self.deadline - self.settings.clock()
+
+    def describe(self, reason: str) -> str:
+        return f"{self.method} {self.path}: {reason}"
+
+
+def attempt(attempts: Attempts, interpret: Callable[[HttpReply], T | Failure],
+            params: Mapping[str, str], headers: Mapping[str, str]
+            ) -> Step[T | Failure | _Refresh]:
+    """One attempt: a token, the request, and what its reply means."""
+    settings = attempts.settings
+    token = yield NeedToken(min(settings.timeout, attempts.time_left()))
+    if isinstance(token, Failure):
+        return token  # a failed token fetch uses up this attempt
+    reply = yield HttpRequest(
+        attempts.method, attempts.path, min(settings.timeout, max(0.0, attempts.time_left())),
+        params=params, headers={"authorization": f"Bearer {token}",
+                                "x-request-id": attempts.request_id,
+                                "accept": "application/json", "user-agent": USER_AGENT,
+                                **headers})
+    if isinstance(reply, Failure):
+        return reply
+    attempts.last_status = reply.status
+    if _is_token_rejection(reply):
+        yield ForgetToken(token)
+        return REFRESH
+    try:
+        return interpret(reply)
+    except PartnerError as refused:
+        refused.operation, refused.attempts = attempts.operation, attempts.count
+        refused.status = refused.status or reply.status
+        raise
+
+
+def refresh_once(attempts: Attempts) -> None:
+    """A1: a refused token is refreshed once; a second refusal is final."""
+    if attempts.refreshed or attempts.count >= attempts.settings.policy.max_attempts:
+        raise AuthenticationError(
+            "the partner refused a freshly fetched token" if attempts.refreshed
+            else "the partner refused our token and no attempt is left",
+            operation=attempts.operation, attempts=attempts.count, status=401)
+    attempts.refreshed = True
+
+
+def wait_or_give_up(attempts: Attempts, failure: Failure) -> Step[None]:
+    """Ask the retry policy about a failure: sleep before the next attempt, or raise."""
+    settings = attempts.settings
+    attempts.last_status = failure.status or attempts.last_status
+    decision = settings.policy.decide(failure=failure, attempt=attempts.count,
+                                      time_left=attempts.time_left(),
+                                      idempotent=attempts.idempotent,
+                                      now=settings.wall_clock(), draw=settings.draw)
+    if isinstance(decision, GiveUp):
+        error = decision.error(attempts.describe(decision.reason), operation=attempts.operation,
+                               attempts=attempts.count, status=attempts.last_status)
+        if decision.retry_after is not None and hasattr(error, "retry_after"):
+            error.retry_after = decision.retry_after
+        raise error
+    event = RetryEvent(attempts.operation, attempts.count, decision.wait, decision.reason,
+                       failure.status, attempts.request_id)
+    logger.info("retrying %s after attempt %d in %.3f s: %s", attempts.operation,
+                attempts.count, decision.wait, decision.reason)
+    if settings.on_retry is not None:
+        settings.on_retry(event)
+    yield Sleep(decision.wait)
+
+
 def perform(settings: Settings, operation: str, method: str, path: str,
             interpret: Callable[[HttpReply], T | Failure], *, idempotent: bool = True,
             params: Mapping[str, str] | None = None,
             headers: Mapping[str, str] | None = None) -> Step[T]:
-    """One operation: attempts, auth refresh, retries and backoff within the deadline.
+    """One operation: attempts under the deadline, each judged by the retry policy.
 
     `interpret` turns a reply into the result, raises a PartnerError, or
     returns a Failure for the retry policy to judge.
     """
-    clock, policy = settings.clock, settings.policy
-    deadline = clock() + settings.deadline
-    request_id = uuid.uuid4().hex  # one per operation: the journal groups its attempts
-    refreshed = False
-    last_status: int | None = None
-    attempt = 0
+    attempts = Attempts(settings, operation, method, path, settings.clock() + settings.deadline,
+                        idempotent)
     while True:
-        attempt += 1
-        time_left = deadline - clock()
-        if time_left <= 0:
-            raise PartnerTimeout(f"{method} {path}: deadline of {settings.deadline} s reached",
-                                 operation=operation, attempts=attempt - 1, status=last_status)
-        token = yield NeedToken(min(settings.timeout, time_left))
-        if isinstance(token, Failure):
-            failure = token
+        attempts.count += 1
+        if attempts.time_left() <= 0:
+            raise PartnerTimeout(attempts.describe(f"deadline of {settings.deadline} s reached"),
+                                 operation=operation, attempts=attempts.count - 1,
+                                 status=attempts.last_status)
+        outcome = yield from attempt(attempts, interpret, params or {}, headers or {})
+        if isinstance(outcome, _Refresh):
+            refresh_once(attempts)
+        elif isinstance(outcome, Failure):
+            yield from wait_or_give_up(attempts, outcome)
         else:
-            reply = yield HttpRequest(
-                method, path, min(settings.timeout, max(0.0, deadline - clock())),
-                params=params or {},
-                headers={"authorization": f"Bearer {token}", "x-request-id": request_id,
-                         "accept": "application/json", "user-agent": USER_AGENT,
-                         **(headers or {})})
-            if isinstance(reply, Failure):
-                failure = reply
-            elif _is_token_rejection(reply):
-                last_status = 401
-                yield ForgetToken(token)
-                if refreshed or attempt >= policy.max_attempts:
-                    raise AuthenticationError(
-                        "the partner refused a freshly fetched token" if refreshed
-                        else "the partner refused our token and no attempt is left",
-                        operation=operation, attempts=attempt, status=401)
-                refreshed = True
-                continue
-            else:
-                last_status = reply.status
-                try:
-                    outcome = interpret(reply)
-                except PartnerError as refused:
-                    refused.operation, refused.attempts = operation, attempt
-                    refused.status = refused.status or reply.status
-                    raise
-                if not isinstance(outcome, Failure):
-                    return outcome
-                failure = outcome
-        last_status = failure.status or last_status
-        decision = policy.decide(failure=failure, attempt=attempt,
-                                 time_left=deadline - clock(), idempotent=idempotent,
-                                 now=settings.wall_clock(), draw=settings.draw)
-        if isinstance(decision, GiveUp):
-            error = decision.error(f"{method} {path}: {decision.reason}", operation=operation,
-                                   attempts=attempt, status=last_status)
-            if decision.retry_after is not None and hasattr(error, "retry_after"):
-                error.retry_after = decision.retry_after
-            raise error
-        event = RetryEvent(operation, attempt, decision.wait, decision.reason, failure.status,
-                           request_id)
-        logger.info("retrying %s after attempt %d in %.3f s: %s", operation, attempt,
-                    decision.wait, decision.reason)
-        if settings.on_retry is not None:
-            settings.on_retry(event)
-        yield Sleep(decision.wait)
+            return outcome
 
 
 # --- the three operations ----------------------------------------------------------------

@@ -53,15 +53,17 @@ def observe(partner: JournaledPartner, operation: str, run: Callable[[], Any],
 
 
 async def observe_async(partner: JournaledPartner, operation: str,
-                        run: Callable[[], Awaitable[Any]], settings: ClientSettings,
+                        run: Callable[[], Awaitable[Any]], settings: ClientSettings, *,
+                        clock: Callable[[], float] = time.monotonic,
                         **details: Any) -> Observation:
-    """`observe` for a coroutine (one operation of the async client)."""
+    """`observe` for a coroutine (one operation of the async client); `clock`
+    times it (the loop's, for a run on virtual time)."""
     before = _last_seq(partner)
-    started = time.monotonic()
+    started = clock()
     try:
         outcome: Any = await run()
     except Exception as error:
         outcome = error
-    elapsed = time.monotonic() - started
+    elapsed = clock() - started
     return Observation(operation, outcome, elapsed, _slice(partner, before), settings,
                        **details)

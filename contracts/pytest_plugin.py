@@ -5,6 +5,10 @@ Fixtures:
   session, reset (budgets, journal, data set) and given the test's scenario
   before each test. With `--partner-url URL` it is instead the partner
   already running there (`partnersim serve`), driven through its admin API.
+  With `--partner-upstream URL` it is a fault proxy in front of that real
+  partner (a sandbox): the same scenarios and contract tests, with the faults
+  acted out by the proxy. Its credentials come from PARTNERKIT_CLIENT_ID and
+  PARTNERKIT_CLIENT_SECRET (never from the command line, where they would show).
 - `partner_client`: a `PartnerClient` wired to it, with short test timeouts,
   and `partner_settings`, those settings for `contracts.harness.observe`.
 - `partner_contracts`: a `ContractCheck` for Hypothesis property tests of
@@ -19,6 +23,7 @@ rootdir), or a path to a file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,8 @@ from partnerkit.contracts.check import ContractCheck
 from partnerkit.contracts.harness import client_settings
 from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
 from partnerkit.contracts.verdicts import ClientSettings
-from partnerkit.simulator import FakePartner, load_scenario_file
+from partnerkit.simulator import FakePartner, FaultProxy, ScenarioError, load_scenario_file
+from partnerkit.simulator.upstream import BadUpstream, check_upstream
 
 EMPTY_SCENARIO: dict[str, Any] = {"name": "empty", "rules": []}
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -44,6 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "instead of starting one")
     group.addoption("--partner-admin-token", default=None, metavar="TOKEN",
                     help="X-Admin-Token for the admin API of --partner-url")
+    group.addoption("--partner-upstream", default=None, metavar="URL",
+                    help="run against this real partner (a sandbox) through a local fault "
+                         "proxy; credentials from PARTNERKIT_CLIENT_ID / "
+                         "PARTNERKIT_CLIENT_SECRET")
     parser.addini("partnerkit_scenarios", "directory of named scenarios for "
                   "@pytest.mark.scenario(name)", default="scenarios")
     pytest_report.add_options(parser, group)
@@ -80,10 +90,32 @@ class ScenarioNotFound(LookupError):
     """A `scenario` marker names no file and no scenario in the scenarios folder."""
 
 
+Server = FakePartner | RemotePartner | FaultProxy
+
+
+def _upstream_credentials() -> tuple[str, str]:
+    return (os.environ.get("PARTNERKIT_CLIENT_ID", "orderops"),
+            os.environ.get("PARTNERKIT_CLIENT_SECRET", "orderops-secret"))
+
+
 @pytest.fixture(scope="session")
-def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[FakePartner | RemotePartner]:
-    """The session's fake partner (started here, or the one at --partner-url)."""
+def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The session's fake partner (started here, the one at --partner-url, or a fault
+    proxy in front of --partner-upstream)."""
     url = request.config.getoption("--partner-url")
+    upstream = request.config.getoption("--partner-upstream")
+    if url and upstream:
+        raise pytest.UsageError("partnerkit: --partner-url and --partner-upstream exclude "
+                                "each other")
+    if upstream:
+        try:
+            check_upstream(upstream)
+        except BadUpstream as exc:
+            raise pytest.UsageError(f"partnerkit: {exc}".replace("--upstream",
+                                                                 "--partner-upstream")) from None
+        with FaultProxy(upstream, EMPTY_SCENARIO, credentials=_upstream_credentials()) as proxy:
+            yield proxy
+        return
     if url:
         remote = RemotePartner(url, admin_token=request.config.getoption("--partner-admin-token"))
         try:
@@ -99,8 +131,7 @@ def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[FakePartner | 
 
 
 @pytest.fixture
-def fake_partner(request: pytest.FixtureRequest,
-                 partnerkit_server: FakePartner | RemotePartner) -> FakePartner | RemotePartner:
+def fake_partner(request: pytest.FixtureRequest, partnerkit_server: Server) -> Server:
     """The fake partner, reset and running this test's scenario (empty by default)."""
     marker = request.node.get_closest_marker("scenario")
     if marker is None:
@@ -114,10 +145,15 @@ def fake_partner(request: pytest.FixtureRequest,
         except ScenarioNotFound as error:
             pytest.fail(str(error), pytrace=False)
         scenario = load_scenario_file(path)
-        if isinstance(partnerkit_server, FakePartner):
-            partnerkit_server.set_scenario(scenario)
-        else:
-            partnerkit_server.set_scenario(path)
+        try:
+            if isinstance(partnerkit_server, FakePartner | FaultProxy):
+                partnerkit_server.set_scenario(scenario)
+            else:
+                partnerkit_server.set_scenario(path)
+        except ScenarioError as exc:
+            if not isinstance(partnerkit_server, FaultProxy):
+                raise
+            pytest.skip(f"partnerkit: a fault proxy cannot act out this scenario: {exc}")
         evidence.set_scenario(scenario.source)
     partnerkit_server.reset()
     return partnerkit_server
@@ -128,7 +164,7 @@ TEST_RETRY = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.5)
 
 
 @pytest.fixture
-def partner_client(fake_partner: FakePartner | RemotePartner) -> Iterator[PartnerClient]:
+def partner_client(fake_partner: Server) -> Iterator[PartnerClient]:
     """A PartnerClient for the fake partner: 1 s per attempt, 5 s per operation."""
     client_id, client_secret = getattr(fake_partner, "credentials",
                                        ("orderops", "orderops-secret"))
@@ -146,7 +182,7 @@ def partner_settings() -> ClientSettings:
 
 
 @pytest.fixture(scope="session")
-def partner_contracts(partnerkit_server: FakePartner | RemotePartner) -> ContractCheck:
+def partner_contracts(partnerkit_server: Server) -> ContractCheck:
     """Property tests of your own: `partner_contracts.check(plan, operation, run)`."""
     return ContractCheck(partnerkit_server,
                          credentials=getattr(partnerkit_server, "credentials",

@@ -147,10 +147,13 @@ ACTION_KINDS = ("status", "rate_limit", "malformed", "schema_drift", "cursor_dri
                 "disconnect", "auth")
 
 
-def actions(kinds: Sequence[str] = ACTION_KINDS) -> st.SearchStrategy[dict[str, Any]]:
-    """One fault action of each of `kinds` (by default every kind the fake partner knows)."""
-    retry_after = st.one_of(st.integers(0, 2), st.builds(lambda n: f"http-date:{n}",
-                                                         st.integers(0, 2)))
+def actions(kinds: Sequence[str] = ACTION_KINDS, *, max_retry_after_s: int = 2,
+            rate_windows_s: Sequence[float] = (0.5, 1, 2)) -> st.SearchStrategy[dict[str, Any]]:
+    """One fault action of each of `kinds` (by default every kind the fake partner knows);
+    Retry-After up to `max_retry_after_s`, rate-limit windows from `rate_windows_s`."""
+    retry_after = st.one_of(st.integers(0, max_retry_after_s),
+                            st.builds(lambda n: f"http-date:{n}",
+                                      st.integers(0, max_retry_after_s)))
     status = st.builds(
         lambda code, ra: {"status": code, **({"retry_after": ra} if ra is not None else {})},
         st.sampled_from([429, 500, 502, 503, 504, 400, 403, 404, 409, 422]),
@@ -173,7 +176,7 @@ def actions(kinds: Sequence[str] = ACTION_KINDS) -> st.SearchStrategy[dict[str, 
         "status": status,
         "rate_limit": st.builds(lambda limit, per_s: {"rate_limit": {"limit": limit,
                                                                      "per_s": per_s}},
-                                st.integers(1, 5), st.sampled_from([0.5, 1, 2])),
+                                st.integers(1, 5), st.sampled_from(list(rate_windows_s))),
         "malformed": st.builds(lambda kind: {"malformed": kind}, st.sampled_from(_MALFORMED)),
         "schema_drift": st.builds(lambda d: {"schema_drift": d}, drift),
         "cursor_drift": st.builds(lambda c: {"cursor_drift": c}, cursor),
@@ -189,23 +192,29 @@ def actions(kinds: Sequence[str] = ACTION_KINDS) -> st.SearchStrategy[dict[str, 
 
 @st.composite
 def faults(draw: st.DrawFn, max_latency_ms: int = 400,
-           kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
+           kinds: Sequence[str] = ACTION_KINDS, *, max_retry_after_s: int = 2,
+           max_dribble_ms: int = 40, rate_windows_s: Sequence[float] = (0.5, 1, 2)
+           ) -> dict[str, Any]:
     """A fault: an action, a latency, a dribble, or an action with a latency."""
     fault: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
         fault["latency"] = draw(latencies(max_latency_ms))
     if draw(st.integers(0, 5)) == 0:
         fault["dribble"] = {"chunk_bytes": draw(st.integers(64, 512)),
-                            "interval_ms": draw(st.integers(1, 40))}
+                            "interval_ms": draw(st.integers(1, max_dribble_ms))}
     if not fault or draw(st.booleans()):
-        fault.update(draw(actions(kinds)))
+        fault.update(draw(actions(kinds, max_retry_after_s=max_retry_after_s,
+                                  rate_windows_s=rate_windows_s)))
     return fault
 
 
 @st.composite
-def rules(draw: st.DrawFn, max_latency_ms: int = 400, paths: Sequence[str] = API_PATHS,
-          kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
-    """One rule: a match on one of `paths`, a budget, and a fault (or a one_of mix)."""
+def rules(draw: st.DrawFn, /, max_latency_ms: int = 400, paths: Sequence[str] = API_PATHS,
+          kinds: Sequence[str] = ACTION_KINDS, *, timed: bool = False,
+          timed_over_s: float = 60.0, **timing: Any) -> dict[str, Any]:
+    """One rule: a match on one of `paths`, a budget, and a fault (or a one_of mix);
+    `timing` (max_retry_after_s, max_dribble_ms, rate_windows_s) scales its waits;
+    `timed` adds windows, flaps and ramps over `timed_over_s` seconds."""
     rule: dict[str, Any] = {"match": {"path": draw(st.sampled_from(list(paths)))},
                             "times": draw(st.integers(1, 3))}
     if draw(st.booleans()):
@@ -215,18 +224,35 @@ def rules(draw: st.DrawFn, max_latency_ms: int = 400, paths: Sequence[str] = API
     if draw(st.integers(0, 3)) == 0:
         rule["probability"] = draw(st.sampled_from([0.25, 0.5, 0.75, 1.0]))
     if draw(st.integers(0, 4)) == 0:
-        choices = draw(st.lists(faults(max_latency_ms, kinds), min_size=2, max_size=3))
+        choices = draw(st.lists(faults(max_latency_ms, kinds, **timing), min_size=2,
+                                max_size=3))
         rule["fault"] = {"one_of": [{"weight": draw(st.integers(1, 3)), **choice}
                                     for choice in choices]}
     else:
-        rule["fault"] = draw(faults(max_latency_ms, kinds))
+        rule["fault"] = draw(faults(max_latency_ms, kinds, **timing))
+    if timed and draw(st.integers(0, 2)) == 2:  # shrinks away from a timed rule
+        rule.update(draw(timings(over_s=timed_over_s)))
     return rule
 
 
+def timings(over_s: float = 60.0) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule's place in time: an outage window, a flapping service, or a ramp,
+    with spans up to `over_s` seconds (simulator.timing)."""
+    span = st.integers(1, max(1, int(over_s)))
+    return st.one_of(
+        st.builds(lambda start, length: {"window": {"from_s": start, "for_s": length}},
+                  st.integers(0, max(0, int(over_s) // 2)), span),
+        st.builds(lambda up, down: {"flap": {"up_s": up, "down_s": down}}, span, span),
+        st.builds(lambda over, end: {"ramp": {"over_s": over, "latency_ms": [0, end]}},
+                  span, st.integers(0, int(over_s * 100))),
+    )
+
+
 @st.composite
-def fault_plans(draw: st.DrawFn, max_rules: int = 4, orders: int = 12, page_size: int = 5,
+def fault_plans(draw: st.DrawFn, /, max_rules: int = 4, orders: int = 12, page_size: int = 5,
                 paths: Sequence[str] = API_PATHS,
-                kinds: Sequence[str] = ACTION_KINDS) -> dict[str, Any]:
+                kinds: Sequence[str] = ACTION_KINDS, *, max_latency_ms: int = 400,
+                **timing: Any) -> dict[str, Any]:
     """A whole scenario mixing fault kinds (every one by default) with budgets.
     Budgets are small (`times` at most 3) and delays short, so one example
     runs in well under a second against a client with sub-second timeouts.
@@ -235,5 +261,20 @@ def fault_plans(draw: st.DrawFn, max_rules: int = 4, orders: int = 12, page_size
         "name": "generated",
         "seed": draw(st.integers(0, 2**16)),
         "dataset": {"orders": orders, "page_size": page_size},
-        "rules": draw(st.lists(rules(paths=paths, kinds=kinds), max_size=max_rules)),
+        "rules": draw(st.lists(rules(max_latency_ms, paths=paths, kinds=kinds, **timing),
+                               max_size=max_rules)),
     }
+
+
+#: Waits at the scale a production partner has them, for runs on virtual time
+#: (contracts.virtual): latencies to 12 s, Retry-After to 60 s, slow bodies,
+#: rate-limit windows of a minute.
+PRODUCTION_TIMING: dict[str, Any] = {"max_latency_ms": 12_000, "max_retry_after_s": 60,
+                                     "max_dribble_ms": 2_000, "rate_windows_s": (1, 10, 60),
+                                     "timed": True, "timed_over_s": 60.0}
+
+
+def production_fault_plans(**options: Any) -> st.SearchStrategy[dict[str, Any]]:
+    """`fault_plans()` at production timing (PRODUCTION_TIMING), token TTL 3,600 s."""
+    return fault_plans(**{**PRODUCTION_TIMING, **options}).map(
+        lambda plan: {**plan, "dataset": {**plan["dataset"], "token_ttl_s": 3600}})

@@ -7,10 +7,11 @@ from partnerkit.simulator.scenario import (
     load_scenario_file,
     parse_scenario,
 )
-from partnerkit.simulator.server import FakePartner
+from partnerkit.simulator.server import FakePartner, FaultProxy
 
 __all__ = [
     "FakePartner",
+    "FaultProxy",
     "PartnerApp",
     "Scenario",
     "ScenarioError",

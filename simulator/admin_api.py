@@ -1,4 +1,4 @@
-"""The admin API under /__sim/: health, scenario, reset, journal.
+"""The admin API under /__sim/: health, scenario, reset, journal, verdicts.
 
 Loopback-only by default (the servers bind 127.0.0.1) and, when started
 with an admin token, closed to requests without `X-Admin-Token`. A bad
@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from partnerkit.simulator.journal_verdicts import judge_journal
 from partnerkit.simulator.partner_api import json_response, read_limited
 from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
@@ -47,6 +48,7 @@ class AdminAPI:
             Route("/__sim/reset", self.reset, methods=["POST"]),
             Route("/__sim/journal", self.get_journal, methods=["GET"]),
             Route("/__sim/journal", self.clear_journal, methods=["DELETE"]),
+            Route("/__sim/verdicts", self.verdicts, methods=["GET"]),
         ]
 
     def _forbidden(self, request: Request) -> Response | None:
@@ -109,3 +111,21 @@ class AdminAPI:
             return denied
         self.state.journal.clear()
         return admin_json(200, {"status": "ok"})
+
+    async def verdicts(self, request: Request) -> Response:
+        """The generic contracts judged on the journal: `?max_attempts=N&min_backoff_ms=M`."""
+        if denied := self._forbidden(request):
+            return denied
+        try:
+            options = {name: float(value) for name, value in request.query_params.items()
+                       if name in ("max_attempts", "min_backoff_ms", "window_s")}
+            if "max_attempts" in options and not options["max_attempts"].is_integer():
+                raise ValueError("max_attempts must be a whole number")
+            verdict = judge_journal(
+                self.state.journal.entries(),
+                max_attempts=int(options.get("max_attempts", 4)),
+                min_backoff_ms=options.get("min_backoff_ms", 5.0),
+                window_s=options.get("window_s", 30.0))
+        except ValueError as exc:
+            return admin_error(400, "bad_request", str(exc))
+        return admin_json(200, verdict.as_json())

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from partnerkit.simulator.admin_api import AdminAPI
 from partnerkit.simulator.fault_middleware import FaultMiddleware
 from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter, error_response
+from partnerkit.simulator.proxy import ProxyAdminAPI, ProxyAPI, ProxyState
 from partnerkit.simulator.replay import ReplayAPI, ReplayState
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import PartnerState
@@ -45,3 +46,12 @@ def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> 
     admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
     admin = _starlette(AdminAPI(state, admin_token).routes())
     return PartnerApp(ReplayAPI(state.index), admin, state, simulated=False)
+
+
+def create_proxy_app(state: ProxyState, *, admin_token: str | None = None) -> PartnerApp:
+    """A fault proxy: the scenario's faults in front of `state.upstream`, with the admin
+    API of `create_app`. Tokens are the upstream's to check; one an `expire_token`
+    fault revoked stays refused here."""
+    admin = _starlette(ProxyAdminAPI(state, admin_token).routes())
+    return PartnerApp(ProxyAPI(state.upstream, state.tee), admin, state, simulated=False,
+                      keep_revoked=True)

@@ -6,20 +6,24 @@ import argparse
 import contextlib
 import errno
 import gc
+import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+
+import httpx
 
 import partnerkit
-from partnerkit.simulator.app import create_app, create_replay_app
+from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_verdicts import check_entries, judge_journal
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
+from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.redaction import add_secret_names
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
@@ -37,6 +41,7 @@ from partnerkit.simulator.server import (
     make_config,
 )
 from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.upstream import BadUpstream, CassetteTee, Upstream, check_upstream
 
 EXIT_INVALID = 2
 
@@ -99,6 +104,53 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the upstream (default 30)")
     _server_options(record)
+
+    proxy = commands.add_parser(
+        "proxy", help="a fault-injecting reverse proxy in front of a real partner",
+        description="Forward every request to --upstream (and only there), with a scenario's "
+                    "faults in front of it: faults that answer by themselves (status, an empty "
+                    "rate-limit bucket, reset, hang, expire_token) never reach the upstream; "
+                    "the others act on its real answers. --out tees the clean answers into a "
+                    "VCR.py cassette, secrets written as <redacted>. The admin API is under "
+                    "/__sim/ as in serve.",
+    )
+    proxy.add_argument("--upstream", required=True, metavar="URL",
+                       help="the partner to forward to, e.g. https://sandbox.partner.example")
+    proxy.add_argument("--faults", type=Path, metavar="SCENARIO",
+                       help="scenario whose faults act on the upstream's traffic (YAML or JSON)")
+    proxy.add_argument("--seed", type=int, help="override the scenario's seed")
+    proxy.add_argument("--out", type=Path, metavar="CASSETTE",
+                       help="also record the clean answers into this cassette (refused if it "
+                            "exists, unless --append)")
+    proxy.add_argument("--append", action="store_true",
+                       help="keep the interactions already in --out and add to them")
+    proxy.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="how long to wait for the upstream (default 30); then 504")
+    _server_options(proxy)
+    _partner_options(proxy, credentials=False)
+
+    verdicts = commands.add_parser(
+        "verdicts", help="judge any client by a journal (a running partnersim's, or a file)",
+        description="Judge the client behind a journal on generic contracts, from the journal "
+                    "alone: no retry of a non-retryable answer (R1), a 401 retried once after a "
+                    "token refresh (A1), bounded attempts (R2), Retry-After honoured (R3), "
+                    "backoff after a failure (R4), the same Idempotency-Key on every retry of a "
+                    "POST (R5), no request while a rate-limit bucket says wait (R6). Exit 0 when "
+                    "all hold, 1 with violations, 2 on bad input.",
+    )
+    source = verdicts.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", metavar="URL",
+                        help="a running partnersim (serve, replay or proxy): its journal")
+    source.add_argument("journal", nargs="?", type=Path, metavar="JOURNAL.json",
+                        help="a journal saved from GET /__sim/journal")
+    verdicts.add_argument("--format", choices=("text", "json"), default="text")
+    verdicts.add_argument("--max-attempts", type=int, default=4, metavar="N",
+                          help="attempts an operation may take (default 4)")
+    verdicts.add_argument("--min-backoff-ms", type=float, default=5.0, metavar="M",
+                          help="the least wait after a failure that counts as a backoff "
+                               "(default 5)")
+    verdicts.add_argument("--admin-token", metavar="TOKEN",
+                          help="X-Admin-Token for the admin API at --url")
 
     check = commands.add_parser(
         "check", help="validate scenario files",
@@ -313,22 +365,15 @@ def _replay(args: argparse.Namespace) -> int:
     ], release=state.waits.release_all)
 
 
-def _record(args: argparse.Namespace) -> int:
-    if _refuse_remote(args):
-        return EXIT_INVALID
-    upstream = urlsplit(args.upstream)
-    if upstream.scheme not in ("http", "https") or not upstream.netloc:
-        print(f"partnersim: --upstream {args.upstream!r}: expected an http(s) URL such as "
-              "https://partner.example.com", file=sys.stderr)
-        return EXIT_INVALID
-    out: Path = args.out
-    if out.exists() and not args.append:
+def _open_cassette(out: Path, append: bool) -> CassetteWriter | int:
+    """A writer for `out`, or the exit status after saying why there is none."""
+    if out.exists() and not append:
         print(f"partnersim: {out} exists: pass --append to add to it, or choose another --out",
               file=sys.stderr)
         return EXIT_INVALID
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        writer = CassetteWriter(out, append=args.append)
+        return CassetteWriter(out, append=append)
     except CassetteError as exc:
         print(f"partnersim: cannot append to {out}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
@@ -336,6 +381,24 @@ def _record(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"partnersim: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _bad_upstream(url: str) -> bool:
+    try:
+        check_upstream(url)
+    except BadUpstream as exc:
+        print(f"partnersim: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
+def _record(args: argparse.Namespace) -> int:
+    if _refuse_remote(args) or _bad_upstream(args.upstream):
+        return EXIT_INVALID
+    out: Path = args.out
+    writer = _open_cassette(out, args.append)
+    if isinstance(writer, int):
+        return writer
     app = RecorderApp(args.upstream, writer, uri_base=args.uri_base, timeout_s=args.timeout,
                       stable=args.stable)
     try:
@@ -351,10 +414,86 @@ def _record(args: argparse.Namespace) -> int:
         writer.close()
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    if _refuse_remote(args) or _bad_upstream(args.upstream):
+        return EXIT_INVALID
+    if not args.timeout > 0:
+        print(f"partnersim: --timeout {args.timeout}: must be more than 0 seconds",
+              file=sys.stderr)
+        return EXIT_INVALID
+    upstream = Upstream(args.upstream, timeout_s=args.timeout, forwarded=True)
+    try:
+        scenario = _load(args.faults, args.seed)
+        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes)
+    except ScenarioError as exc:
+        _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
+        return EXIT_INVALID
+    writer: CassetteWriter | None = None
+    if args.out is not None:
+        opened = _open_cassette(args.out, args.append)
+        if isinstance(opened, int):
+            return opened
+        writer = opened
+        state.tee = CassetteTee(writer, upstream.url)
+    app = create_proxy_app(state, admin_token=args.admin_token)
+    _freeze_startup_objects()
+    recording = f"  recording:     clean answers into {args.out} (secrets as <redacted>)" \
+        if args.out is not None else "  recording:     off (--out CASSETTE to record)"
+    try:
+        return _run(app, args, lambda url: [
+            f"partnersim: fault proxy to {upstream.url}, faults '{scenario.name}' "
+            f"({len(scenario.rules)} rule(s), seed {scenario.seed})",
+            f"  url:           {url}   (point the client here; credentials are the upstream's)",
+            recording,
+            f"  admin:         {url}/__sim/health",
+        ], release=state.waits.release_all, aclose=upstream.aclose,
+            farewell=lambda: "partnersim: stopped" + (
+                f"; {writer.count} interactions in {args.out}" if writer is not None else ""))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _verdicts(args: argparse.Namespace) -> int:
+    source = args.url or str(args.journal)
+    try:
+        if args.url:
+            headers = {"x-admin-token": args.admin_token} if args.admin_token else {}
+            answer = httpx.get(args.url.rstrip("/") + "/__sim/journal", headers=headers,
+                               timeout=30.0, trust_env=False)
+            if answer.status_code != 200:
+                raise ValueError(f"{source}: GET /__sim/journal answered {answer.status_code}")
+            document = answer.json()
+        else:
+            document = json.loads(Path(args.journal).read_bytes())
+        entries = check_entries(document, source)
+        verdict = judge_journal(entries, max_attempts=args.max_attempts,
+                                min_backoff_ms=args.min_backoff_ms)
+    except httpx.HTTPError as exc:
+        print(f"partnersim: {source}: cannot read the journal: {type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"partnersim: {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except ValueError as exc:  # JSON errors, a bad journal, bad settings
+        text = str(exc).splitlines()[0]
+        print(f"partnersim: {text if text.startswith(source) else f'{source}: {text}'}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    if args.format == "json":
+        print(json.dumps(verdict.as_json(), indent=2))
+    else:
+        print(verdict.render())
+    return 0 if verdict.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
-        "serve": _serve, "replay": _replay, "record": _record,
+        "serve": _serve, "replay": _replay, "record": _record, "proxy": _proxy,
+        "verdicts": _verdicts,
         "check": lambda args: _check(args.files),
     }
     return commands[args.command](args)

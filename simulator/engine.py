@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from partnerkit.simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
+from partnerkit.simulator.timing import Moment
 
 #: Distinct requests remembered for seeded decisions before the memory starts afresh.
 #: Each is a 16-byte digest of its key, not the key: a key is as long as the request's
@@ -58,6 +59,7 @@ class Decision:
     fault: Fault
     rng: random.Random  # seeded for this rule and this request
     bucket: BucketOutcome | None = None
+    moment: Moment | None = None  # a timed rule: where in its window/flap/ramp it acted
 
 
 class TokenBucket:
@@ -125,6 +127,7 @@ class FaultEngine:
             self._seen: dict[bytes, int] = {}
             self.forgotten = 0
             self._buckets: dict[int, TokenBucket] = {}
+            self.started = self._clock()  # timed rules count from here
 
     def spent(self) -> list[int]:
         """How many requests each rule has acted on (for the admin API)."""
@@ -140,6 +143,11 @@ class FaultEngine:
             for rule in rules:
                 if not _matches(rule, request):
                     continue
+                moment = None
+                if rule.timing is not None:
+                    moment = rule.timing.moment(self._clock() - self.started)
+                    if moment is None:
+                        continue  # outside its window, or the service is up: no match
                 index = rule.index
                 self._matched[index] += 1  # `after` and `every` count every match
                 eligible = self._matched[index] - rule.after
@@ -152,14 +160,17 @@ class FaultEngine:
                 if occurrence is None:
                     occurrence = self._occurrence(request.key)
                 rng = seeded_rng(self.scenario.seed, index, request.key, occurrence)
-                if rule.probability is not None and rng.random() >= rule.probability:
+                probability = rule.probability
+                if moment is not None and moment.probability is not None:
+                    probability = moment.probability
+                if probability is not None and rng.random() >= probability:
                     continue
                 self._acted[index] += 1
                 fault = self._pick(rule, rng)
                 bucket = None
                 if isinstance(fault.action, RateLimit):
                     bucket = self._bucket(index, fault.action).take(self._clock())
-                return Decision(rule, fault, rng, bucket)
+                return Decision(rule, fault, rng, bucket, moment)
         return None
 
     @staticmethod

@@ -44,6 +44,10 @@ ADMIN_PREFIX = "/__sim"
 JOURNAL_ENTRY = "partnersim.journal_entry"
 OPEN_PATHS = frozenset({"/oauth/token", "/openapi.json"})
 JSON = b"application/json"
+#: Statuses whose Retry-After the journal keeps.
+RETRY_AFTER_STATUSES = frozenset({429, 503, 500, 502, 504})
+#: The most of an answer a fault reads whole to rewrite it (a proxied answer can be large).
+MAX_CAPTURE_BYTES = 10 * 1024 * 1024
 STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     409: "conflict", 410: "gone", 422: "unprocessable", 429: "rate_limited",
@@ -53,6 +57,10 @@ STATUS_CODES = {
 
 class ConnectionFaultUnsupported(RuntimeError):
     """A connection-level fault was asked of a transport that has no socket."""
+
+
+class AnswerTooLarge(Exception):
+    """Raised into the inner app when an answer a fault must rewrite passes the limit."""
 
 
 class Answer:
@@ -107,17 +115,30 @@ def status_answer(fault: StatusFault, now: float) -> Answer:
     return Answer.json(fault.status, fault.body, headers)
 
 
+def note_retry_after(entry: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    """Keep an answer's Retry-After in its journal entry, so that whether the client
+    waited can be judged from the journal alone, whoever made the answer."""
+    if entry["status"] in RETRY_AFTER_STATUSES:
+        for name, value in headers:
+            if name == b"retry-after":
+                entry["retry_after"] = value.decode("latin-1")
+                return
+
+
 class FaultMiddleware:
     """Wraps the partner API; admin requests under /__sim go to `admin` untouched."""
 
     def __init__(self, api: ASGIApp, admin: ASGIApp, state: PartnerState, *,
-                 simulated: bool = True) -> None:
+                 simulated: bool = True, keep_revoked: bool = False) -> None:
         self.api = api
         self.admin = admin
         self.state = state
-        # False in replay: the answers are recorded ones, so no token is checked (a 401
-        # comes only where one was recorded) and no rate-limit header is made up.
+        # False in replay and proxy: the answers come from elsewhere, so no token is
+        # checked (a 401 comes only from there) and no rate-limit header is made up.
         self.simulated = simulated
+        # True in the proxy: a token an `expire_token` fault revoked stays refused here,
+        # as the upstream, which issued it, knows nothing of the fault.
+        self.keep_revoked = keep_revoked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,6 +161,12 @@ class FaultMiddleware:
                                                      headers))
         except ClientDisconnect:
             entry["status"] = None  # the client left while we read its request: nobody to answer
+        except AnswerTooLarge:  # raised by capture() before anything was sent
+            entry["fault"] = {**(entry["fault"] or {}), "skipped": "answer too large"}
+            await exchange.emit(Answer.json(502, {
+                "error": "answer_too_large",
+                "message": f"a fault rewrites answers of at most {MAX_CAPTURE_BYTES} bytes; "
+                           "this one was larger"}))
         finally:
             entry["duration_ms"] = round((clock.monotonic() - started) * 1000, 3)
 
@@ -153,18 +180,28 @@ class FaultMiddleware:
             if not state.tokens.is_valid(token):
                 await exchange.emit(_unauthorized("unknown or expired token"))
                 return
+        elif self.keep_revoked and request.path not in OPEN_PATHS:
+            token = _bearer(request.headers)
+            if token is not None and state.tokens.is_revoked(token):
+                await exchange.emit(_unauthorized("token expired"))
+                return
         decision = state.engine.decide(request)
         if decision is None:
             await exchange.forward(self.api)
             return
         exchange.entry["rule"] = decision.rule.label
         exchange.entry["fault"] = dict(decision.fault.raw)
+        if decision.moment is not None:  # which window, flap or ramp the fault came from
+            exchange.entry["fault"]["timing"] = dict(decision.moment.details)
         await self._act(exchange, decision, request)
 
     async def _act(self, exchange: _Exchange, decision: Decision, request: RequestInfo) -> None:
         fault = decision.fault
-        if fault.latency is not None:
-            await self.state.waits.sleep(sample_latency_ms(fault.latency, decision.rng) / 1000)
+        delay_ms = sample_latency_ms(fault.latency, decision.rng) if fault.latency else 0.0
+        if decision.moment is not None and decision.moment.latency_ms is not None:
+            delay_ms += decision.moment.latency_ms  # a latency ramp adds to the fault's own
+        if delay_ms > 0:
+            await self.state.waits.sleep(delay_ms / 1000)
         exchange.dribble = fault.dribble
         action = fault.action
         if action is None:
@@ -226,7 +263,9 @@ class FaultMiddleware:
         if raw_cursor is None:
             # No cursor, nothing to drift: say so in the journal (a one_of spent its budget).
             exchange.entry["fault"] = {**exchange.entry["fault"], "skipped": "no cursor"}
-        if position is not None and action.expire:
+        if action.expire and (position is not None
+                              or (raw_cursor is not None and not self.simulated)):
+            # An upstream's cursor is opaque here: any cursor can be declared expired.
             await exchange.emit(Answer.json(
                 410, {"error": "cursor_expired", "message": "the cursor has expired"}))
             return
@@ -305,22 +344,30 @@ class _Exchange:
             if message["type"] == "http.response.start":
                 message["headers"] = self._headers(list(message.get("headers", [])))
                 entry["status"] = message["status"]
+                note_retry_after(entry, message["headers"])
             await send(message)
 
         await app(self.scope, self.receive, send_with_headers)
 
     async def capture(self, app: ASGIApp) -> Answer:
-        """Run the partner API and keep its answer instead of sending it."""
+        """Run the partner API and keep its answer instead of sending it; an answer
+        past MAX_CAPTURE_BYTES is given up (AnswerTooLarge) and becomes a 502."""
         start: Message = {}
         chunks: list[bytes] = []
+        size = 0
 
         async def keep(message: Message) -> None:
+            nonlocal size
             if message["type"] == "http.response.start":
                 start.update(message)
             elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_CAPTURE_BYTES:
+                    raise AnswerTooLarge
+                chunks.append(chunk)
 
-        await app(self.scope, self.receive, keep)
+        await app(self.scope, self.receive, keep)  # AnswerTooLarge: see FaultMiddleware
         headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
         return Answer(start.get("status", 500), headers, b"".join(chunks))
 
@@ -328,6 +375,7 @@ class _Exchange:
         headers = [(k, v) for k, v in answer.headers if k != b"content-length"]
         headers.append((b"content-length", str(content_length).encode()))
         self.entry["status"] = answer.status
+        note_retry_after(self.entry, headers)
         await self.send({"type": "http.response.start", "status": answer.status,
                          "headers": self._headers(headers)})
 

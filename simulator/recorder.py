@@ -11,39 +11,21 @@ cassette keeps completed answers only.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
 
-import httpx
-
-from partnerkit.simulator.cassette import (
-    CassetteWriter,
-    Headers,
-    Interaction,
-    RecordedRequest,
-    RecordedResponse,
-    redact_interaction,
-    stabilise_interaction,
-)
+from partnerkit.simulator.cassette import CassetteWriter
 from partnerkit.simulator.fault_middleware import Receive, Scope, Send
+from partnerkit.simulator.http1 import UpstreamError, UpstreamTimeout
 from partnerkit.simulator.replay import MAX_BODY_BYTES, read_body
+from partnerkit.simulator.upstream import (
+    BadTarget,
+    CassetteTee,
+    RawHeaders,
+    Upstream,
+    answer_headers,
+    send_json,
+)
 
-#: Headers that belong to one hop, not to the exchange, plus those the proxy sets itself.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding",
-    "content-encoding",
-})
 HEALTH_PATH = "/__sim/health"
-
-
-def _header_lists(pairs: Iterable[tuple[str, str]]) -> Headers:
-    headers: Headers = defaultdict(list)
-    for name, value in pairs:
-        headers[name].append(value)
-    return dict(headers)
 
 
 class RecorderApp:
@@ -51,102 +33,69 @@ class RecorderApp:
 
     def __init__(self, upstream: str, writer: CassetteWriter, *, uri_base: str | None = None,
                  timeout_s: float = 30.0, stable: bool = False) -> None:
-        self.stable = stable
-        self.upstream = upstream.rstrip("/")
-        self.uri_base = (uri_base or upstream).rstrip("/")
+        self.upstream = Upstream(upstream, timeout_s=timeout_s)
         self.writer = writer
-        self.timeout_s = timeout_s
-        self.failed = 0
-        self._client: httpx.AsyncClient | None = None  # made on the server's own loop
+        self.tee = CassetteTee(writer, uri_base or self.upstream.url, stable=stable)
+
+    @property
+    def failed(self) -> int:
+        return self.upstream.failed
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.upstream.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == HEALTH_PATH:
-            await _send_json(send, 200, {"status": "ok", "mode": "record",
-                                         "upstream": self.upstream,
-                                         "cassette": str(self.writer.path),
-                                         "interactions": self.writer.count,
-                                         "upstream_failures": self.failed})
+            await send_json(send, 200, {"status": "ok", "mode": "record",
+                                        "upstream": self.upstream.url,
+                                        "cassette": str(self.writer.path),
+                                        "interactions": self.writer.count,
+                                        "upstream_failures": self.failed})
             return
         body = await read_body(receive, MAX_BODY_BYTES)
         if body is None:
-            await _send_json(send, 413, {"error": "request_too_large",
-                                         "message": f"at most {MAX_BODY_BYTES} bytes"})
+            await send_json(send, 413, {"error": "request_too_large",
+                                        "message": f"at most {MAX_BODY_BYTES} bytes"})
             return
-        target = scope.get("raw_path") or scope["path"].encode()
-        if not target.startswith(b"/"):
-            # Only origin-form targets name a resource *of the upstream*; anything
-            # else (`@host:port/`, `:port/`, `*`) would change whom we connect to.
-            await _send_json(send, 400, {"error": "invalid_request_target", "message":
-                                         "the request target must start with '/'"})
-            return
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
-        path = target.decode("latin-1")
-        headers = [(name.decode("latin-1"), value.decode("latin-1"))
-                   for name, value in scope["headers"]
-                   if name.decode("latin-1").lower() not in HOP_BY_HOP]
-        headers.append(("accept-encoding", "identity"))
         try:
-            # One deadline for the whole answer: httpx's timeout is per read, so an
-            # upstream dribbling a byte a second would never time out (PITFALLS 1).
-            async with asyncio.timeout(self.timeout_s):
-                status, reason, answer_headers, answer = await self._forward(
-                    scope["method"], path, headers, body)
-        except (httpx.TimeoutException, TimeoutError):
-            self.failed += 1
-            await _send_json(send, 504, {"error": "upstream_timeout", "message":
-                                         f"{self.upstream} did not answer in {self.timeout_s} s"})
+            target = self.upstream.target(scope)
+        except BadTarget as exc:
+            await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
             return
-        except httpx.HTTPError as exc:
-            self.failed += 1
-            await _send_json(send, 502, {"error": "upstream_unavailable",
-                                         "message": f"{self.upstream}: {type(exc).__name__}"})
+        headers = self.upstream.request_headers(scope)
+        try:
+            # One deadline for the whole answer: the pool's timeout is per read, so an
+            # upstream dribbling a byte a second would hold the client for days (P8).
+            async with asyncio.timeout(self.upstream.timeout_s):
+                status, reason, kept, answer = await self._forward(
+                    scope["method"], target, headers, body)
+        except TimeoutError:
+            await send_json(send, *self.upstream.failure(UpstreamTimeout(
+                f"no whole answer within {self.upstream.timeout_s} s")))
             return
-        interaction = redact_interaction(Interaction(
-            RecordedRequest(scope["method"], self.uri_base + path, body, _header_lists(headers)),
-            RecordedResponse(status, reason, _header_lists(answer_headers), answer),
-        ))
-        self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)
-        raw_headers = [(name.encode("latin-1"), value.encode("latin-1"))
-                       for name, value in answer_headers]
+        except UpstreamError as exc:
+            await send_json(send, *self.upstream.failure(exc))
+            return
+        self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer)
+        # The server adds its own Date; the upstream's goes only into the cassette.
+        raw_headers = [(name, value) for name, value in kept
+                       if name not in (b"date", b"content-length")]
         raw_headers.append((b"content-length", str(len(answer)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _forward(self, method: str, path: str, headers: list[tuple[str, str]],
-                       body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
-        # The target replaces only the path and query: scheme, host and port are the
-        # upstream's whatever the client wrote (string concatenation let `@host/` win).
-        upstream = httpx.URL(self.upstream)
-        url = upstream.copy_with(raw_path=upstream.raw_path.rstrip(b"/") + path.encode("latin-1"))
-        request = self._client.build_request(method, url, headers=headers, content=body)
-        response = await self._client.send(request, stream=True)
+    async def _forward(self, method: str, target: bytes, headers: RawHeaders,
+                       body: bytes) -> tuple[int, str, RawHeaders, bytes]:
+        answer = await self.upstream.send(method, target, headers, body)
         try:
             chunks, size = [], 0
-            async for chunk in response.aiter_bytes():  # decoded, should the upstream compress
+            async for chunk in answer.body():
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
-                    raise httpx.DecodingError(f"answer larger than {MAX_BODY_BYTES} bytes")
+                    raise UpstreamError(f"answer larger than {MAX_BODY_BYTES} bytes")
                 chunks.append(chunk)
         finally:
-            await response.aclose()
-        kept = [(name, value) for name, value in response.headers.multi_items()
-                if name.lower() not in HOP_BY_HOP]
-        return response.status_code, response.reason_phrase, kept, b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+            await answer.aclose()
+        return answer.status, answer.reason, answer_headers(answer), b"".join(chunks)

@@ -23,9 +23,8 @@ from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope,
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
-from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError
-from partnerkit.simulator.scenario_source import Problem
-from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.scenario import Scenario
+from partnerkit.simulator.state import OverlayState
 
 #: Recorded headers that describe the recorded transfer, not the answer.
 TRANSFER_HEADERS = frozenset({
@@ -278,25 +277,12 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def dataset_faults(scenario: Scenario) -> list[Problem]:
-    """Faults that change the simulated data set, which replay does not have."""
-    problems = []
-    for rule in scenario.rules:
-        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
-        for fault in faults:
-            action = fault.action
-            if isinstance(action, CursorDrift) and (action.insert or action.update
-                                                    or action.delete):
-                problems.append(Problem(
-                    f"rules[{rule.index}].fault.cursor_drift",
-                    "insert/update/delete change the simulated data set; replay serves "
-                    "recorded pages (use repeat or expire, or serve the scenario instead)"))
-    return problems
-
-
-class ReplayState(PartnerState):
+class ReplayState(OverlayState):
     """The fake partner's state for replay: the fault overlay, the journal, and the
     cassette's recordings, which `reset` rewinds."""
+
+    answers_from = "replay serves recorded pages"
+    overlay = "replay fault overlay"
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
                  cassette: str = "cassette", journal_size: int = 10_000,
@@ -305,17 +291,10 @@ class ReplayState(PartnerState):
         self.cassette = cassette
         super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
 
-    def _install(self, scenario: Scenario) -> None:
-        if problems := dataset_faults(scenario):
-            raise ScenarioError(problems, "replay fault overlay")
-        super()._install(scenario)
-
     def reset(self) -> None:
         super().reset()
         self.index.rewind()
 
     def describe(self) -> dict[str, Any]:
-        facts = super().describe()
-        facts.pop("orders", None)
-        facts.pop("orders_not_inserted", None)
-        return {**facts, "mode": "replay", "cassette": self.cassette, **self.index.stats()}
+        return {**super().describe(), "mode": "replay", "cassette": self.cassette,
+                **self.index.stats()}

@@ -32,6 +32,7 @@ from partnerkit.simulator.scenario_source import (
     format_path,
     load_source,
 )
+from partnerkit.simulator.timing import TIMING_KEYS, Timing, parse_timing
 
 MALFORMED_KINDS = (
     "truncated", "invalid_json", "html_error_page", "empty_body", "wrong_content_type",
@@ -167,6 +168,7 @@ class Rule:
     after: int = 0
     every: int = 1
     probability: float | None = None
+    timing: Timing | None = None  # window / flap / ramp (simulator.timing)
 
     @property
     def label(self) -> str | int:
@@ -544,7 +546,7 @@ def _parse_match(check: _Checker, value: Any, path: Path) -> Match:
     return Match(methods, glob, tuple(pairs["query"]), tuple(pairs["headers"]))
 
 
-RULE_KEYS = ("name", "match", "fault", "times", "after", "every", "probability")
+RULE_KEYS = ("name", "match", "fault", "times", "after", "every", "probability", *TIMING_KEYS)
 
 
 def _parse_rule(check: _Checker, value: Any, index: int) -> Rule | None:
@@ -575,9 +577,11 @@ def _parse_rule(check: _Checker, value: Any, index: int) -> Rule | None:
     probability = None
     if "probability" in spec:
         probability = check.number(spec["probability"], (*path, "probability"), 0, 1)
+    timing = parse_timing(check, spec, path, has_probability="probability" in spec)
     if len(check.problems) > errors_before:
         return None
-    return Rule(index, name, match, fault, one_of, times, after or 0, every or 1, probability)
+    return Rule(index, name, match, fault, one_of, times, after or 0, every or 1, probability,
+                timing)
 
 
 def _parse_dataset(check: _Checker, value: Any) -> DatasetSpec:

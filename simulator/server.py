@@ -20,15 +20,17 @@ from typing import Any, Literal, Self
 
 import uvicorn
 
-from partnerkit.simulator.app import create_app, create_replay_app
+from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
+from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
 from partnerkit.simulator.scenario import Scenario, load_scenario_file, parse_scenario
 from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.upstream import CassetteTee, Upstream
 
 HttpStack = Literal["httptools", "h11"]
 SHUTDOWN_GRACE_S = 1.0
@@ -285,3 +287,52 @@ class RecordingProxy(BackgroundServer):
     @property
     def recorded(self) -> int:
         return self.writer.count
+
+
+class FaultProxy(_PartnerControls):
+    """A scenario's faults in front of one real upstream partner (like `partnersim
+    proxy`), on a loopback socket in a background thread; `out` tees the clean
+    answers into a cassette.
+
+        with FaultProxy("https://sandbox.partner.example", faults={"rules": [...]}) as proxy:
+            client = PartnerClient.from_url(proxy.url, ...)
+            proxy.journal()
+    """
+
+    def __init__(self, upstream: str,
+                 faults: Scenario | Mapping[str, Any] | str | bytes | Path | None = None, *,
+                 out: Path | None = None, append: bool = False, uri_base: str | None = None,
+                 stable: bool = False, seed: int | None = None, timeout_s: float = 30.0,
+                 host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools",
+                 journal_size: int = 10_000, journal_bytes: int = MAX_JOURNAL_BYTES,
+                 admin_token: str | None = None, credentials: tuple[str, str] | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+        self.upstream = Upstream(upstream, timeout_s=timeout_s, forwarded=True)
+        self._credentials = credentials
+        self.writer = CassetteWriter(out, append=append) if out is not None else None
+        tee = CassetteTee(self.writer, uri_base or self.upstream.url, stable=stable) \
+            if self.writer is not None else None
+        self.state: ProxyState = ProxyState(self.upstream, coerce_scenario(faults, seed),
+                                            tee=tee, journal_size=journal_size,
+                                            journal_bytes=journal_bytes)
+        self.app = create_proxy_app(self.state, admin_token=admin_token)
+        super().__init__(self.app, host=host, port=port, http=http,
+                         release=self.state.waits.release_all, aclose=self.upstream.aclose,
+                         head_timeout_s=head_timeout_s)
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The upstream's client credentials, as given (they are not the proxy's to check)."""
+        return self._credentials or super().credentials
+
+    @property
+    def recorded(self) -> int:
+        """Interactions written to `out` so far."""
+        return self.writer.count if self.writer is not None else 0

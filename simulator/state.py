@@ -16,7 +16,8 @@ from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
-from partnerkit.simulator.scenario import Scenario, empty_scenario
+from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError, empty_scenario
+from partnerkit.simulator.scenario_source import Problem
 from partnerkit.simulator.tokens import TokenStore
 
 NOMINAL_LIMIT = 600  # requests per minute advertised when no rate_limit rule applies
@@ -135,3 +136,41 @@ class PartnerState:
             "tokens_forgotten": self.tokens.forgotten,
             "uptime_s": round(self.clock.time() - self.started, 3),
         }
+
+
+def dataset_faults(scenario: Scenario, why: str) -> list[Problem]:
+    """Faults that change the simulated data set, which an overlay does not have."""
+    problems = []
+    for rule in scenario.rules:
+        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
+        for fault in faults:
+            action = fault.action
+            if isinstance(action, CursorDrift) and (action.insert or action.update
+                                                    or action.delete):
+                problems.append(Problem(
+                    f"rules[{rule.index}].fault.cursor_drift",
+                    f"insert/update/delete change the simulated data set; {why} "
+                    "(use repeat or expire, or serve the scenario instead)"))
+    return problems
+
+
+class OverlayState(PartnerState):
+    """The state of a fault overlay on answers that come from elsewhere (a cassette,
+    a real upstream): the scenario's faults and the journal, but no data set to
+    drift, so cursor_drift insert/update/delete are refused with where they are."""
+
+    #: Where the answers come from, for the refusal ("replay serves recorded pages").
+    answers_from = "the answers are not simulated"
+    #: The name of the overlay in a refusal ("replay fault overlay").
+    overlay = "fault overlay"
+
+    def _install(self, scenario: Scenario) -> None:
+        if problems := dataset_faults(scenario, self.answers_from):
+            raise ScenarioError(problems, self.overlay)
+        super()._install(scenario)
+
+    def describe(self) -> dict[str, Any]:
+        facts = super().describe()
+        facts.pop("orders", None)
+        facts.pop("orders_not_inserted", None)
+        return facts

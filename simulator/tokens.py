@@ -47,6 +47,9 @@ class TokenStore:
         expiry = self._expiry.get(token)
         return expiry is not None and self._clock() < expiry
 
+    def is_revoked(self, token: str) -> bool:
+        return token in self._revoked
+
     def revoke(self, token: str) -> None:
         with self._lock:
             self._expiry.pop(token, None)

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,9 @@ def test_the_fake_partner_from_python_does_what_its_comments_claim() -> None:
 def test_scenarios_the_readme_names_exist() -> None:
     for name in set(re.findall(r"scenarios/([a-z-]+\.yaml)", README)):
         assert (ROOT / "scenarios" / name).is_file(), name
+
+
+def test_the_virtual_time_example_runs_as_written() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    example = next(block for block in blocks if "VirtualPartner(" in block)
+    exec(compile(textwrap.dedent(example), "README.md: virtual time", "exec"), {})  # noqa: S102

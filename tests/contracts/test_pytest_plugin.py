@@ -82,6 +82,25 @@ def test_partner_url_aims_at_a_running_partner(project: pytest.Pytester,
     assert running_partner.state.tokens._expiry
 
 
+def test_partner_upstream_runs_the_same_tests_through_a_fault_proxy(
+        project: pytest.Pytester, running_partner: FakePartner) -> None:
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-q",
+                                          f"--partner-upstream={running_partner.url}")
+    result.assert_outcomes(passed=4)
+    statuses = {e["status"] for e in running_partner.journal()}
+    assert running_partner.state.tokens._expiry  # the upstream issued the tokens
+    assert 503 not in statuses  # the proxy acted the scenarios' 503s out by itself
+    assert {200, 404} <= statuses
+
+
+def test_a_bad_partner_upstream_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-q",
+                                          "--partner-upstream=ftp://sandbox")
+    assert result.ret != 0
+    assert "--partner-upstream 'ftp://sandbox': expected an http(s) URL" in \
+        "\n".join(result.stdout.lines + result.stderr.lines)
+
+
 def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)

@@ -126,7 +126,7 @@ def test_an_unreachable_upstream_is_a_502_and_nothing_is_written(tmp_path: Path)
     with RecordingProxy("http://127.0.0.1:9", out) as proxy:
         answer = httpx.get(f"{proxy.url}/v1/orders", timeout=5)
         assert answer.status_code == 502
-        assert answer.json()["error"] == "upstream_unavailable"
+        assert answer.json()["error"] == "upstream_unreachable"
         assert httpx.get(f"{proxy.url}/__sim/health", timeout=5).json()["upstream_failures"] == 1
     assert not out.exists()  # nothing answered, nothing written: not even an empty file
 

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from partnerkit.simulator import parse_scenario
-from partnerkit.simulator.replay import dataset_faults
 from partnerkit.simulator.scenario import ACTIONS
+from partnerkit.simulator.state import dataset_faults
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -31,4 +31,4 @@ def test_the_readme_storm_overlay_is_a_valid_replay_overlay() -> None:
     storm = re.search(r"cat > .partnerkit/storm.yaml <<'YAML'\n(.*?)YAML\n", README,
                       flags=re.DOTALL)
     assert storm is not None
-    assert not dataset_faults(parse_scenario(storm.group(1)))
+    assert not dataset_faults(parse_scenario(storm.group(1)), "replay")
