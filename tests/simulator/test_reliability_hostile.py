@@ -750,6 +750,7 @@ def test_s10_a_big_data_set_is_built_without_freezing_the_server() -> None:
     with FakePartner() as partner, httpx.Client(timeout=10) as client:
         put = threading.Thread(target=lambda: client.put(
             f"{partner.url}/__sim/scenario", content=b"dataset: {orders: 40000}\nrules: []\n"))
+        put_started = time.monotonic()
         put.start()
         time.sleep(0.1)
         probes = []
@@ -758,7 +759,10 @@ def test_s10_a_big_data_set_is_built_without_freezing_the_server() -> None:
             assert httpx.get(f"{partner.url}/__sim/health", timeout=5).status_code == 200
             probes.append(time.monotonic() - started)
         put.join(10)
-        assert probes and max(probes) < 0.5, probes
+        put_seconds = time.monotonic() - put_started
+        # A frozen loop held the first probe for the rest of the PUT; relative to the
+        # PUT's own time, so a busy machine slows both sides alike.
+        assert probes and max(probes) < put_seconds / 2, (probes, put_seconds)
         assert httpx.get(f"{partner.url}/__sim/health", timeout=5).json()["orders"] == 40000
 
 
