@@ -9,15 +9,15 @@ Prints a Markdown section for bench/results.md (and appends it there).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import append, heading
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -27,8 +27,10 @@ SUITE = ["tests/contracts/test_properties.py", "tests/client/test_contracts_live
 def run_suite(report_dir: str | None) -> float:
     option = [f"--partner-report={report_dir}"] if report_dir else ["-o", "partnerkit_report="]
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *option, *SUITE],
-                   cwd=ROOT, check=True, capture_output=True, timeout=900)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *option,
+                          *SUITE], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if run.returncode != 0:  # a benchmark of a failing suite means nothing: say why
+        raise SystemExit(f"the suite failed ({' '.join(option)}):\n{run.stdout[-4000:]}")
     return time.perf_counter() - started
 
 
@@ -43,14 +45,10 @@ def main() -> int:
             without.append(run_suite(None))
             with_report.append(run_suite(os.path.join(scratch, f"report-{number}")))
     best_without, best_with = min(without), min(with_report)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip() or "unknown"
     section = "\n".join([
-        f"## {dt.date.today().isoformat()} — commit {commit}: the contract report's cost",
+        heading("the contract report's cost",
+                f".venv/bin/python bench/report_bench.py --rounds {args.rounds}"),
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}; "
-        f"`.venv/bin/python bench/report_bench.py --rounds {args.rounds}`: "
         f"`pytest {' '.join(SUITE)}`, {args.rounds} interleaved rounds each.",
         "",
         "| run | best s | median s | × without |",
@@ -62,8 +60,7 @@ def main() -> int:
     ])
     print(section)
     if not args.no_append:
-        with (BENCH / "results.md").open("a") as results:
-            results.write("\n" + section)
+        append(section)
     return 0
 
 

@@ -3,21 +3,19 @@
 1. The same sample of fault plans (short settings: timeout 1 s, deadline 4 s)
    judged for `get_order` over a real loopback socket and on virtual time:
    examples per second each, and the ratio (target >= 50x).
-2. 400 examples per property at production settings (timeout 5 s, deadline
+2. The first few production-settings plans over a socket and on virtual time.
+3. 400 examples per property at production settings (timeout 5 s, deadline
    30 s, Retry-After to 60 s, token TTL 3,600 s) on virtual time, for
    get_order, acknowledge and iter_orders: wall time (target <= 60 s).
 
-    .venv/bin/python bench/virtual_bench.py [--sample 40] [--production 400] [--no-append]
+    .venv/bin/python bench/virtual_bench.py [--sample 60] [--production 400]
+        [--production-real 5] [--no-append]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import anyio
 from hypothesis import HealthCheck, Phase, given, settings
+from results_file import append, heading
 
 from partnerkit.client import AsyncPartnerClient, RetryPolicy
 from partnerkit.contracts.harness import client_settings, observe_async
@@ -46,6 +45,23 @@ RUNS: dict[str, tuple[Any, str | None]] = {
 }
 
 
+def _one_rule(fault: dict[str, Any], times: int = 1, **timing: Any) -> dict[str, Any]:
+    return {"seed": 1, "dataset": {"orders": 12, "page_size": 5, "token_ttl_s": 3600},
+            "rules": [{"match": {"path": "/v1/orders/*"}, "times": times, "fault": fault,
+                       **timing}]}
+
+
+#: Production-settings plans that wait the way production partners make clients wait.
+WAITING_PLANS = [
+    _one_rule({"status": 429, "retry_after": 20}),
+    _one_rule({"status": 503, "retry_after": "http-date:10"}),
+    _one_rule({"latency": {"fixed_ms": 7_000}}, times=2),
+    _one_rule({"disconnect": "hang"}),
+    _one_rule({"dribble": {"chunk_bytes": 32, "interval_ms": 500}}),
+    _one_rule({"status": 503}, times=3),
+]
+
+
 def sample(strategy: Any, count: int) -> list[dict[str, Any]]:
     """`count` plans drawn the same way every run (derandomized)."""
     plans: list[dict[str, Any]] = []
@@ -60,15 +76,16 @@ def sample(strategy: Any, count: int) -> list[dict[str, Any]]:
     return plans[:count]
 
 
-def over_a_socket(plans: list[dict[str, Any]]) -> tuple[float, int]:
+def over_a_socket(plans: list[dict[str, Any]], timeout: float = 1.0, deadline: float = 4.0,
+                  retry: RetryPolicy = SHORT_RETRY) -> tuple[float, int]:
     violated = 0
-    observed = client_settings(timeout=1.0, deadline=4.0, retry=SHORT_RETRY)
+    observed = client_settings(timeout=timeout, deadline=deadline, retry=retry)
     with FakePartner({"rules": []}) as partner:
 
         async def main() -> Any:
             async with AsyncPartnerClient.from_url(
                     partner.url, client_id="orderops", client_secret=SECRET,
-                    timeout=1.0, deadline=4.0, retry=SHORT_RETRY) as client:
+                    timeout=timeout, deadline=deadline, retry=retry) as client:
                 return await observe_async(partner, "get_order",
                                            lambda: client.get_order("ORD-000003"), observed)
 
@@ -96,8 +113,10 @@ def on_virtual_time(plans: list[dict[str, Any]], operation: str, **options: Any
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=int, default=40)
+    parser.add_argument("--sample", type=int, default=60)
     parser.add_argument("--production", type=int, default=400)
+    parser.add_argument("--production-real", type=int, default=len(WAITING_PLANS),
+                        help="waiting plans also run over a socket in real time")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     asyncio.set_event_loop_policy(None)
@@ -106,6 +125,11 @@ def main() -> int:
     real_s, real_bad = over_a_socket(short)
     virtual_s, virtual_bad = on_virtual_time(short, "get_order", timeout=1.0, deadline=4.0,
                                              retry=SHORT_RETRY)
+    production_sample = WAITING_PLANS[:args.production_real]
+    production_real_s, production_real_bad = over_a_socket(
+        production_sample, timeout=5.0, deadline=30.0, retry=PRODUCTION_RETRY)
+    production_virtual_s, production_virtual_bad = on_virtual_time(
+        production_sample, "get_order", timeout=5.0, deadline=30.0, retry=PRODUCTION_RETRY)
     production_rows = []
     for operation in RUNS:
         plans = sample(production_fault_plans(), args.production)
@@ -113,16 +137,10 @@ def main() -> int:
                                        retry=PRODUCTION_RETRY)
         production_rows.append((operation, len(plans), seconds, bad))
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip() or "unknown"
     total = sum(row[2] for row in production_rows)
     lines = [
-        f"## {dt.date.today().isoformat()} — commit {commit}: virtual time vs real time",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}; "
-        f"`.venv/bin/python bench/virtual_bench.py --sample {args.sample} "
-        f"--production {args.production}`.",
+        heading("virtual time vs real time", f".venv/bin/python bench/virtual_bench.py "
+                f"--sample {args.sample} --production {args.production}"),
         "",
         f"Same {len(short)} fault plans (`fault_plans(paths=['/v1/orders/*'], "
         f"max_latency_ms=150)`), `get_order`, timeout 1 s, deadline 4 s:",
@@ -133,6 +151,18 @@ def main() -> int:
         f"{real_bad} |",
         f"| virtual time, in process | {virtual_s:.2f} | {len(short) / virtual_s:.1f} | "
         f"{real_s / virtual_s:.0f} | {virtual_bad} |",
+        "",
+        f"{len(production_sample)} plans that wait as production partners do (429 with "
+        f"Retry-After 20 s, 503 with an HTTP-date 10 s ahead, 7 s latency twice, a hang, "
+        f"a body dribbled over ~5 s, three 503s), `get_order`, timeout 5 s, deadline 30 s:",
+        "",
+        "| run | wall s | examples/s | × real | plans with violations |",
+        "|---|---:|---:|---:|---:|",
+        f"| real time, loopback socket | {production_real_s:.2f} | "
+        f"{len(production_sample) / production_real_s:.2f} | 1 | {production_real_bad} |",
+        f"| virtual time, in process | {production_virtual_s:.3f} | "
+        f"{len(production_sample) / production_virtual_s:.0f} | "
+        f"{production_real_s / production_virtual_s:.0f} | {production_virtual_bad} |",
         "",
         "Production settings on virtual time (timeout 5 s, deadline 30 s, Retry-After to 60 s, "
         "latency to 12 s, token TTL 3,600 s, windows/flaps/ramps over 60 s):",
@@ -147,8 +177,7 @@ def main() -> int:
     section = "\n".join(lines)
     print(section)
     if not args.no_append:
-        with (BENCH / "results.md").open("a") as results:
-            results.write("\n" + section)
+        append(section)
     return 0
 
 

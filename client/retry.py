@@ -59,7 +59,7 @@ class GiveUp:
     retry_after: float | None = None
 
 
-Decision = Retry | GiveUp
+RetryDecision = Retry | GiveUp  # what RetryPolicy.decide answers
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -129,7 +129,7 @@ class RetryPolicy:
         return ceiling * draw
 
     def decide(self, *, failure: Failure, attempt: int, time_left: float, idempotent: bool,
-               now: float, draw: Callable[[], float]) -> Decision:
+               now: float, draw: Callable[[], float]) -> RetryDecision:
         """Retry or give up after `failure` on attempt number `attempt` (1-based).
 
         `idempotent` is False for a request that must not run twice (an

@@ -4,87 +4,23 @@ which faults, and how much of the fault space each operation met.
 `judge()` hands each report to `note()`; outside a `collecting()` block that
 costs one context-variable lookup and keeps nothing. The pytest plugin opens
 one collector per test and writes what it gathered as the contract report
-(`--partner-report DIR`), the fault-coverage summary and JUnit properties.
+(`simulator.report`: `--partner-report DIR`), the fault-coverage summary and
+JUnit properties.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from partnerkit.simulator.scenario import ACTIONS, MALFORMED_KINDS
+from partnerkit.simulator.report import JudgedOperation, acted_faults
 
 if TYPE_CHECKING:
     from partnerkit.contracts.verdicts import Report
-
-#: What a fault can be, as `kind` or `kind:variant`: the space coverage is measured in.
-FAULT_VARIANTS: tuple[str, ...] = (
-    "latency", "dribble",
-    "status:429", "status:4xx", "status:5xx", "rate_limit",
-    *(f"malformed:{kind}" for kind in MALFORMED_KINDS),
-    *(f"schema_drift:{kind}" for kind in ("missing", "wrong_type", "null", "unknown_enum",
-                                          "extra")),
-    *(f"cursor_drift:{kind}" for kind in ("insert", "update", "delete", "repeat", "expire")),
-    *(f"disconnect:{kind}" for kind in ("reset", "mid_body", "hang")),
-    "auth:expire_token",
-)
-FAULT_KINDS: tuple[str, ...] = ("latency", "dribble", *ACTIONS)
-
-
-def fault_variants(fault: Mapping[str, Any]) -> list[str]:
-    """The kinds and variants one journaled fault declaration stands for."""
-    found: list[str] = []
-    for kind, value in fault.items():
-        if kind in ("latency", "dribble", "rate_limit"):
-            found.append(kind)
-        elif kind == "status" and isinstance(value, int):
-            found.append("status:429" if value == 429 else f"status:{value // 100}xx")
-        elif kind in ("malformed", "disconnect", "auth") and isinstance(value, str):
-            found.append(f"{kind}:{value}")
-        elif kind in ("schema_drift", "cursor_drift") and isinstance(value, Mapping):
-            found += [f"{kind}:{name}" for name, setting in value.items()
-                      if setting and name not in ("drifted",)]
-    return found
-
-
-def kind_of(variant: str) -> str:
-    return variant.split(":", 1)[0]
-
-
-@dataclass
-class ActedFault:
-    """A fault the fake partner acted out during an operation."""
-
-    seq: int
-    rule: str | int | None
-    variants: list[str]
-    declared: Mapping[str, Any]
-
-
-@dataclass
-class JudgedOperation:
-    """One `judge()` call: the operation, its verdicts and the faults it met."""
-
-    test_id: str
-    operation: str
-    settings: dict[str, Any]
-    verdicts: dict[str, dict[str, Any]]  # contract ID -> {"held": bool, "evidence": [seq…]}
-    faults: list[ActedFault]
-    scenario: Mapping[str, Any] | None
-    seed: int | None
-    violations: list[str]
-    journal_excerpt: list[Mapping[str, Any]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.violations
-
-    def variants(self) -> set[str]:
-        return {variant for fault in self.faults for variant in fault.variants}
 
 
 @dataclass
@@ -126,16 +62,6 @@ def note_shrunk_plan(path: Path) -> None:
         collector.shrunk_plans.append(path)
 
 
-def acted_faults(journal: Sequence[Mapping[str, Any]]) -> list[ActedFault]:
-    faults = []
-    for entry in journal:
-        declared = entry.get("fault")
-        if isinstance(declared, Mapping) and declared.get("skipped") is None:
-            faults.append(ActedFault(int(entry["seq"]), entry.get("rule"),
-                                     fault_variants(declared), dict(declared)))
-    return faults
-
-
 def note(report: Report) -> None:
     """Record a judged report in the current collector, if there is one."""
     collector = _current.get()
@@ -167,5 +93,4 @@ def note(report: Report) -> None:
         if report.violations else []))
 
 
-__all__ = ["FAULT_VARIANTS", "Collector", "JudgedOperation", "collecting", "fault_variants",
-           "note", "note_shrunk_plan", "set_scenario"]
+__all__ = ["Collector", "collecting", "note", "note_shrunk_plan", "set_scenario"]

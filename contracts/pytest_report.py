@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 
 from partnerkit.contracts import evidence
-from partnerkit.contracts.evidence import FAULT_VARIANTS, Collector, JudgedOperation
-from partnerkit.contracts.report import build, coverage, coverage_share, safe_name, write
+from partnerkit.contracts.evidence import Collector
+from partnerkit.simulator.report import (
+    FAULT_VARIANTS,
+    JudgedOperation,
+    build,
+    coverage,
+    coverage_share,
+    safe_name,
+    write,
+)
 
 PARTNER_FIXTURES = ("fake_partner", "partner_contracts", "partnerkit_server")
 DEFAULT_JOURNALS = Path(".partnerkit") / "journals"

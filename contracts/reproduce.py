@@ -11,31 +11,20 @@ replays it for a debugger, a curl or the client.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from partnerkit.contracts import evidence
+from partnerkit.simulator.report import scenario_yaml
 
 DEFAULT_DIR = Path(".partnerkit") / "failing-scenarios"
 
 
 def failures_dir() -> Path:
     return Path(os.environ.get("PARTNERKIT_FAILURES_DIR", DEFAULT_DIR))
-
-
-def scenario_yaml(plan: Mapping[str, Any], header: str = "") -> str:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None
-    buffer = io.StringIO()
-    yaml.dump(dict(plan), buffer)
-    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comment + buffer.getvalue()
 
 
 def save_failing_plan(test_name: str, plan: Mapping[str, Any], why: str) -> Path:

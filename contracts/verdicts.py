@@ -120,7 +120,8 @@ def operations(observation: Observation) -> list[list[Entry]]:
     return list(groups.values())
 
 
-def is_transient(entry: Entry) -> bool:
+def is_transient_answer(entry: Entry) -> bool:
+    """A cut connection or a status worth retrying (client.retry judges failures)."""
     return entry["status"] is None or entry["status"] in TRANSIENT_STATUSES
 
 
@@ -266,7 +267,7 @@ def check_r1(observation: Observation) -> list[Violation]:
         previous_end = groups[-2][-1]["at"] if len(groups) > 1 else float("-inf")
         attempts = len(last_group) + token_failures_before(observation, last["at"]) \
             - token_failures_before(observation, previous_end)
-        if (is_transient(last) and attempts < observation.settings.max_attempts
+        if (is_transient_answer(last) and attempts < observation.settings.max_attempts
                 and not waits_long
                 and time_left > observation.settings.backoff_max + observation.settings.timeout):
             violations.append(Violation(
@@ -343,7 +344,7 @@ def check_r4(observation: Observation) -> list[Violation]:
     violations = []
     for group in operations(observation):
         for number, (attempt, following) in enumerate(itertools.pairwise(group), 1):
-            if not is_transient(attempt) or retry_after(attempt) is not None:
+            if not is_transient_answer(attempt) or retry_after(attempt) is not None:
                 continue
             if attempt["status"] is None and attempt.get("duration_ms") is None:
                 continue  # a hang: when the client let go is unknown to the partner

@@ -60,6 +60,11 @@ class AdminAPI:
         return admin_error(401, "admin_token_required",
                               "this fake partner's admin API needs the X-Admin-Token header")
 
+    def denied(self, request: Request) -> Response | None:
+        """The 401 for a request without the admin token, or None: for pages
+        served beside the admin API (the dashboard) that share its gate."""
+        return self._forbidden(request)
+
     async def health(self, request: Request) -> Response:
         return self._forbidden(request) or admin_json(200, self.state.describe())
 

@@ -15,6 +15,7 @@ from partnerkit.simulator.proxy import ProxyAdminAPI, ProxyAPI, ProxyState
 from partnerkit.simulator.replay import ReplayAPI, ReplayState
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import PartnerState
+from partnerkit.simulator.ui import Dashboard
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -27,6 +28,11 @@ def _starlette(routes: list[Route]) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
+def _admin(state: PartnerState, admin: AdminAPI) -> Starlette:
+    """The admin API and, beside it behind the same token, the dashboard at /__sim/ui."""
+    return _starlette(admin.routes() + Dashboard(state, admin).routes())
+
+
 class PartnerApp(FaultMiddleware):
     """The ASGI app of the fake partner; `.state` is its live state."""
 
@@ -37,21 +43,20 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
     process through `httpx.ASGITransport` (connection faults then raise)."""
     state = state or PartnerState(scenario, journal_size=journal_size)
     api = PartnerRouter(PartnerAPI(state))
-    admin = _starlette(AdminAPI(state, admin_token).routes())
-    return PartnerApp(api, admin, state)
+    return PartnerApp(api, _admin(state, AdminAPI(state, admin_token)), state)
 
 
 def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> PartnerApp:
     """A fake partner answering from a cassette, with the fault overlay and the
     admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
-    admin = _starlette(AdminAPI(state, admin_token).routes())
-    return PartnerApp(ReplayAPI(state.index), admin, state, simulated=False)
+    return PartnerApp(ReplayAPI(state.index), _admin(state, AdminAPI(state, admin_token)),
+                      state, simulated=False)
 
 
 def create_proxy_app(state: ProxyState, *, admin_token: str | None = None) -> PartnerApp:
     """A fault proxy: the scenario's faults in front of `state.upstream`, with the admin
     API of `create_app`. Tokens are the upstream's to check; one an `expire_token`
     fault revoked stays refused here."""
-    admin = _starlette(ProxyAdminAPI(state, admin_token).routes())
+    admin = _admin(state, ProxyAdminAPI(state, admin_token))
     return PartnerApp(ProxyAPI(state.upstream, state.tee), admin, state, simulated=False,
                       keep_revoked=True)

@@ -21,12 +21,14 @@ from partnerkit.simulator.app import create_app, create_proxy_app, create_replay
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
-from partnerkit.simulator.journal_verdicts import check_entries, judge_journal
+from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.redaction import add_secret_names
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.report import build as build_report
+from partnerkit.simulator.report import write as write_report
 from partnerkit.simulator.scenario import (
     Scenario,
     ScenarioError,
@@ -144,6 +146,9 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("journal", nargs="?", type=Path, metavar="JOURNAL.json",
                         help="a journal saved from GET /__sim/journal")
     verdicts.add_argument("--format", choices=("text", "json"), default="text")
+    verdicts.add_argument("--report", type=Path, metavar="DIR",
+                          help="also write the contract report there: contracts.json (the "
+                               "shape pytest --partner-report writes) and contracts.html")
     verdicts.add_argument("--max-attempts", type=int, default=4, metavar="N",
                           help="attempts an operation may take (default 4)")
     verdicts.add_argument("--min-backoff-ms", type=float, default=5.0, metavar="M",
@@ -214,7 +219,8 @@ def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = Tru
                         help=f"most the journal holds, estimated; the oldest entries leave "
                              f"first (default {MAX_JOURNAL_BYTES})")
     parser.add_argument("--admin-token", type=_admin_token, metavar="TOKEN",
-                        help="require this X-Admin-Token on the /__sim/ admin API")
+                        help="require this X-Admin-Token on the /__sim/ admin API "
+                             "(the dashboard at /__sim/ui asks for it)")
     if credentials:
         parser.add_argument("--client-id", default="orderops", help="accepted client_id")
         parser.add_argument("--client-secret", default="orderops-secret",
@@ -328,6 +334,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"  client_id:     {args.client_id}",
         f"  client_secret: {args.client_secret}",
         f"  admin:         {url}/__sim/health",
+        f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
 
 
@@ -362,6 +369,7 @@ def _replay(args: argparse.Namespace) -> int:
         "  credentials:   any (recorded tokens are redacted; tokens are not checked)",
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
         f"  admin:         {url}/__sim/health",
+        f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
 
 
@@ -447,6 +455,7 @@ def _proxy(args: argparse.Namespace) -> int:
             f"  url:           {url}   (point the client here; credentials are the upstream's)",
             recording,
             f"  admin:         {url}/__sim/health",
+            f"  dashboard:     {url}/__sim/ui",
         ], release=state.waits.release_all, aclose=upstream.aclose,
             farewell=lambda: "partnersim: stopped" + (
                 f"; {writer.count} interactions in {args.out}" if writer is not None else ""))
@@ -486,6 +495,14 @@ def _verdicts(args: argparse.Namespace) -> int:
         print(json.dumps(verdict.as_json(), indent=2))
     else:
         print(verdict.render())
+    if args.report is not None:
+        try:
+            write_report(args.report, build_report(judged_operations(verdict, source)))
+        except OSError as exc:
+            print(f"partnersim: cannot write the report to {args.report}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"contract report: {args.report / 'contracts.html'} (and contracts.json)")
     return 0 if verdict.passed else 1
 
 

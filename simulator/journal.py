@@ -146,6 +146,32 @@ class Journal:
             entries = [entry for entry, _ in self._entries]
         return [_with_iso_time(entry) for entry in entries]
 
+    def tail(self, after: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """For a live view: the oldest seq still held (0 when empty) and copies of
+        the newest `limit` entries whose seq is above `after`, oldest first.
+
+        Costs what it returns, not the journal's size: seqs in the buffer are
+        consecutive, so the new entries are the last ones. Nothing on the
+        request path calls it: with no one watching, the journal does no more."""
+        with self._lock:
+            entries = self._entries
+            if not entries:
+                return 0, []
+            first, last = entries[0][0]["seq"], entries[-1][0]["seq"]
+            count = max(0, min(last - max(after, first - 1), limit))
+            return first, [dict(entries[i][0])
+                           for i in range(len(entries) - count, len(entries))]
+
+    def find(self, seqs: list[int]) -> list[dict[str, Any]]:
+        """Copies of the entries with these seqs that the buffer still holds."""
+        with self._lock:
+            entries = self._entries
+            if not entries:
+                return []
+            first = entries[0][0]["seq"]
+            return [dict(entries[seq - first][0]) for seq in seqs
+                    if 0 <= seq - first < len(entries)]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from partnerkit.simulator.report import JudgedOperation, acted_faults
+
 Entry = Mapping[str, Any]
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -213,6 +215,7 @@ class JournalVerdict:
     operations: int
     requests: int
     violations: tuple[Finding, ...]
+    groups: tuple[Operation, ...] = ()  # the operations themselves, for the contract report
 
     @property
     def passed(self) -> bool:
@@ -377,7 +380,38 @@ def judge_journal(entries: Iterable[Entry], *, max_attempts: int = 4,
     found += _check_buckets(ordered, operations)
     found.sort(key=lambda f: (f.seq if f.seq is not None else 0, f.contract))
     return JournalVerdict(settings, len(operations),
-                          sum(len(o.attempts) for o in operations), tuple(found))
+                          sum(len(o.attempts) for o in operations), tuple(found),
+                          tuple(operations))
+
+
+def judged_operations(verdict: JournalVerdict, source: str) -> list[JudgedOperation]:
+    """The verdict as the contract report's records (simulator.report): one per
+    operation, every generic contract held or violated with its evidence."""
+    owner = {int(entry["seq"]): number for number, operation in enumerate(verdict.groups)
+             for entry in operation.attempts}
+    found: dict[int, list[Finding]] = {}
+    for finding in verdict.violations:
+        if finding.seq is not None and int(finding.seq) in owner:
+            found.setdefault(owner[int(finding.seq)], []).append(finding)
+    judged = []
+    for number, operation in enumerate(verdict.groups):
+        findings = found.get(number, [])
+        verdicts: dict[str, dict[str, Any]] = {
+            contract: {"held": True, "evidence": []} for contract in CONTRACTS}
+        for finding in findings:
+            evidence = verdicts[finding.contract]["evidence"]
+            verdicts[finding.contract] = {
+                "held": False,
+                "evidence": [*evidence, *([int(finding.seq)] if finding.seq is not None else [])]}
+        judged.append(JudgedOperation(
+            test_id=source, operation=operation.describe(),
+            settings={"max_attempts": verdict.settings.max_attempts,
+                      "min_backoff_ms": verdict.settings.min_backoff_ms,
+                      "window_s": verdict.settings.window_s},
+            verdicts=verdicts, faults=acted_faults(operation.attempts), scenario=None,
+            seed=None, violations=[str(finding) for finding in findings],
+            journal_excerpt=[dict(entry) for entry in operation.attempts] if findings else []))
+    return judged
 
 
 REQUIRED_KEYS = ("seq", "at", "method", "path", "status")

@@ -58,7 +58,7 @@ def served() -> Iterator[tuple[str, list[str]]]:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None
-    banner = [process.stdout.readline().rstrip("\n") for _ in range(6)]
+    banner = [process.stdout.readline().rstrip("\n") for _ in range(7)]
     port = re.search(r"127\.0\.0\.1:(\d+)", "\n".join(banner))
     assert port, banner
     try:

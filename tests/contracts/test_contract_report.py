@@ -12,16 +12,17 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 
 from partnerkit.client import RetryPolicy
 from partnerkit.contracts import evidence
 from partnerkit.contracts.check import ContractCheck
-from partnerkit.contracts.evidence import FAULT_VARIANTS, fault_variants
-from partnerkit.contracts.report import build, write
 from partnerkit.contracts.schemas import schema_errors
 from partnerkit.contracts.verdicts import ContractViolation
 from partnerkit.simulator import FakePartner
+from partnerkit.simulator.cli import main as partnersim
+from partnerkit.simulator.report import FAULT_VARIANTS, build, fault_variants, write
 
 pytest_plugins = ["pytester"]
 
@@ -206,3 +207,26 @@ def test_the_page_renders_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.
                    capture_output=True, timeout=60, check=True)
     data = screenshot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a page, not a blank
+
+
+def test_partnersim_verdicts_writes_the_same_report_shape(tmp_path: Path) -> None:
+    """Journal verdicts for any client (here: plain httpx retrying a 404) as the
+    same contracts.json a pytest run writes."""
+    with FakePartner() as partner:
+        token = httpx.post(f"{partner.url}/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": "orderops",
+            "client_secret": "orderops-secret"}).json()["access_token"]
+        headers = {"authorization": f"Bearer {token}", "x-request-id": "op-1"}
+        for _ in range(2):  # the bug: a 404 tried again
+            httpx.get(f"{partner.url}/v1/orders/ORD-999999", headers=headers)
+        journal = tmp_path / "journal.json"
+        journal.write_text(json.dumps({"entries": partner.journal()}))
+    report = tmp_path / "report"
+    assert partnersim(["verdicts", str(journal), "--report", str(report)]) == 1
+    document = json.loads((report / "contracts.json").read_text())
+    assert schema_errors("report", document) == []
+    [record] = document["operations"]
+    assert record["contracts"]["R1"] == {"held": False, "evidence": [3]}
+    assert record["contracts"]["R3"]["held"] is True
+    assert document["matrix"]["R1"]["none"] == {"held": 0, "violated": 1}
+    assert "R1:" in (report / "contracts.html").read_text()

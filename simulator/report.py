@@ -1,30 +1,117 @@
-"""The contract report of a test run: `contracts.json` and `contracts.html`.
+"""The contract report: `contracts.json` and `contracts.html`, from judged operations.
 
 The JSON (described by `contracts/schemas/report.schema.json`) keeps one
 record per judged operation; the HTML page is the same data for people: a
 matrix of contract x fault kind, coloured by what held, each violation with
 its journal excerpt and the command that serves its scenario again. The page
 is one self-contained file: no script, font or stylesheet from anywhere else.
+
+Both sides write it: the pytest plugin (`--partner-report DIR`, from the
+verdicts its tests judged) and `partnersim verdicts --report DIR` (from the
+journal verdicts of any client), so it lives here, below both.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from partnerkit.contracts.evidence import (
-    FAULT_KINDS,
-    FAULT_VARIANTS,
-    JudgedOperation,
-    kind_of,
+from ruamel.yaml import YAML
+
+from partnerkit.simulator.scenario import ACTIONS, MALFORMED_KINDS
+
+#: What a fault can be, as `kind` or `kind:variant`: the space coverage is measured in.
+FAULT_VARIANTS: tuple[str, ...] = (
+    "latency", "dribble",
+    "status:429", "status:4xx", "status:5xx", "rate_limit",
+    *(f"malformed:{kind}" for kind in MALFORMED_KINDS),
+    *(f"schema_drift:{kind}" for kind in ("missing", "wrong_type", "null", "unknown_enum",
+                                          "extra")),
+    *(f"cursor_drift:{kind}" for kind in ("insert", "update", "delete", "repeat", "expire")),
+    *(f"disconnect:{kind}" for kind in ("reset", "mid_body", "hang")),
+    "auth:expire_token",
 )
-from partnerkit.contracts.reproduce import scenario_yaml
+FAULT_KINDS: tuple[str, ...] = ("latency", "dribble", *ACTIONS)
+
+
+def fault_variants(fault: Mapping[str, Any]) -> list[str]:
+    """The kinds and variants one journaled fault declaration stands for."""
+    found: list[str] = []
+    for kind, value in fault.items():
+        if kind in ("latency", "dribble", "rate_limit"):
+            found.append(kind)
+        elif kind == "status" and isinstance(value, int):
+            found.append("status:429" if value == 429 else f"status:{value // 100}xx")
+        elif kind in ("malformed", "disconnect", "auth") and isinstance(value, str):
+            found.append(f"{kind}:{value}")
+        elif kind in ("schema_drift", "cursor_drift") and isinstance(value, Mapping):
+            found += [f"{kind}:{name}" for name, setting in value.items()
+                      if setting and name not in ("drifted",)]
+    return found
+
+
+def kind_of(variant: str) -> str:
+    return variant.split(":", 1)[0]
+
+
+@dataclass
+class ActedFault:
+    """A fault the fake partner acted out during an operation."""
+
+    seq: int
+    rule: str | int | None
+    variants: list[str]
+    declared: Mapping[str, Any]
+
+
+@dataclass
+class JudgedOperation:
+    """One `judge()` call: the operation, its verdicts and the faults it met."""
+
+    test_id: str
+    operation: str
+    settings: dict[str, Any]
+    verdicts: dict[str, dict[str, Any]]  # contract ID -> {"held": bool, "evidence": [seq…]}
+    faults: list[ActedFault]
+    scenario: Mapping[str, Any] | None
+    seed: int | None
+    violations: list[str]
+    journal_excerpt: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def variants(self) -> set[str]:
+        return {variant for fault in self.faults for variant in fault.variants}
+
+
+def acted_faults(journal: Sequence[Mapping[str, Any]]) -> list[ActedFault]:
+    faults = []
+    for entry in journal:
+        declared = entry.get("fault")
+        if isinstance(declared, Mapping) and declared.get("skipped") is None:
+            faults.append(ActedFault(int(entry["seq"]), entry.get("rule"),
+                                     fault_variants(declared), dict(declared)))
+    return faults
+
+
+def scenario_yaml(plan: Mapping[str, Any], header: str = "") -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    buffer = io.StringIO()
+    yaml.dump(dict(plan), buffer)
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + buffer.getvalue()
+
 
 REPORT_VERSION = 1
 NO_FAULT = "none"
@@ -204,10 +291,11 @@ def _cell(numbers: Mapping[str, int]) -> str:
 def _matrix_table(cells: Mapping[str, Mapping[str, Mapping[str, int]]]) -> str:
     kinds = [*FAULT_KINDS, NO_FAULT]
     head = "".join(f"<th>{_e(kind)}</th>" for kind in kinds)
+    contracts = [*CONTRACT_IDS, *sorted(set(cells) - set(CONTRACT_IDS))]
     rows = "".join(
         f"<tr><th>{_e(contract)}</th>"
         + "".join(_cell(cells.get(contract, {}).get(kind, {})) for kind in kinds) + "</tr>"
-        for contract in CONTRACT_IDS)
+        for contract in contracts if contract in CONTRACT_IDS or cells.get(contract))
     return (f'<div class="scroll"><table class="matrix"><thead><tr><th>contract</th>{head}'
             f"</tr></thead><tbody>{rows}</tbody></table></div>")
 
