@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from partnerkit.simulator.cassette import VOLATILE_HEADERS, stable_headers
 from partnerkit.simulator.redaction import (
-    SECRET_HEADERS,
+    is_secret,
     redact_body,
     redact_header_lists,
     redact_query_string,
@@ -49,7 +49,7 @@ def _scrub_request(origin: str, request: Any) -> Any:
                               redact_query_string(parts.query), ""))
     for name in list(request.headers):
         lowered = name.lower()
-        if lowered in SECRET_HEADERS:
+        if is_secret(lowered):
             request.headers[name] = "<redacted>"
         elif (pinned := VOLATILE_HEADERS.get(lowered)) is not None:
             request.headers[name] = pinned

@@ -119,7 +119,7 @@ def partnerkit_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     if url:
         remote = RemotePartner(url, admin_token=request.config.getoption("--partner-admin-token"))
         try:
-            remote.health()  # fail early, and clearly, when nothing answers there
+            remote.health()  # fail early, and clearly, when nothing (or not us) answers there
         except RemotePartnerError as error:
             remote.close()
             pytest.exit(f"partnerkit: --partner-url {url}: {error}", returncode=4)

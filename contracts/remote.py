@@ -32,6 +32,7 @@ class RemotePartner:
         self._admin.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        where = f"{method} {self.url}/__sim{path}"
         try:
             response = self._admin.request(method, path, **kwargs)
         except httpx.HTTPError as error:
@@ -40,9 +41,15 @@ class RemotePartner:
                 f"start a fake partner there first (make serve, or partnersim serve "
                 f"--port PORT)") from None
         if response.status_code >= 400:
-            raise RemotePartnerError(f"{method} /__sim{path} answered {response.status_code}: "
+            raise RemotePartnerError(f"{where} answered {response.status_code}: "
                                      f"{response.text[:2000]}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise RemotePartnerError(
+                f"{where} answered {response.status_code} "
+                f"{response.headers.get('content-type', 'without a content type')}, not "
+                "partnersim's JSON: is this a partnersim?") from None
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/health")

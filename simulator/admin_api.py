@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.journal_verdicts import judge_journal
 from partnerkit.simulator.partner_api import json_response, read_limited
-from partnerkit.simulator.scenario import ScenarioError, parse_scenario
+from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
@@ -33,6 +34,9 @@ def admin_error(status: int, code: str, message: str) -> Response:
 
 class AdminAPI:
     def __init__(self, state: PartnerState, admin_token: str | None = None) -> None:
+        if admin_token is not None and not admin_token.strip():
+            # No header compares equal to "": it would have left the API open to all.
+            raise ValueError("an empty admin token protects nothing; pass None for no token")
         self.state = state
         self.admin_token = admin_token
 
@@ -78,8 +82,9 @@ class AdminAPI:
             return admin_error(413, "scenario_too_large",
                                   f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
-            scenario = parse_scenario(body, source="request body")
-            self.state.set_scenario(scenario)
+            # Off the event loop: a 1 MB scenario or a 200,000-order data set takes
+            # seconds to build, and every other request (health too) would wait for it.
+            scenario = await anyio.to_thread.run_sync(self._install, body)
         except ScenarioError as exc:
             return admin_json(422, {
                 "error": "invalid_scenario",
@@ -89,6 +94,11 @@ class AdminAPI:
             })
         return admin_json(200, {"status": "ok", "scenario": scenario.name,
                                    "rules": len(scenario.rules)})
+
+    def _install(self, body: bytes) -> Scenario:
+        scenario = parse_scenario(body, source="request body")
+        self.state.set_scenario(scenario)
+        return scenario
 
     async def reset(self, request: Request) -> Response:
         if denied := self._forbidden(request):

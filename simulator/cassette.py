@@ -29,11 +29,20 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import yaml
 
+from partnerkit.simulator.http_fields import (
+    BAD_VALUE,
+    HEADER_NAME,
+    header_name_problem,
+    header_value_problem,
+)
 from partnerkit.simulator.redaction import redact_body, redact_header_lists, redact_query_string
+from partnerkit.simulator.yaml_limits import ExpansionError, check_expansion, may_alias
 
 CASSETTE_VERSION = 1
 ABSOLUTE_URL = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
 MAX_PROBLEMS = 20
+_NAME = HEADER_NAME.fullmatch
+_BAD_VALUE = BAD_VALUE.search
 Headers = dict[str, list[str]]
 
 
@@ -90,16 +99,22 @@ class _Loader(yaml.CSafeLoader):
 
 
 def _construct_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    assert isinstance(node, yaml.ScalarNode)
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} on a collection",
+                                                node.start_mark)
     return str(loader.construct_scalar(node))
 
 
 def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[Any, ...]:
-    assert isinstance(node, yaml.SequenceNode)
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} on a non-sequence",
+                                                node.start_mark)
     return tuple(loader.construct_sequence(node))
 
 
 _Loader.add_constructor("tag:yaml.org,2002:python/str", _construct_str)
+# No field of a cassette is a date: a date-shaped scalar (`2001-13-45` too) stays text.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/unicode", _construct_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
 
@@ -145,7 +160,15 @@ class _Reader:
                     isinstance(item, str | int) for item in values):
                 self.fail(here, "expected a header name with a list of string values")
                 continue
-            headers[name] = [str(item) for item in values]
+            if (problem := header_name_problem(name)) is not None:
+                self.fail(here, problem)
+                continue
+            problems = [(index, problem) for index, item in enumerate(values)
+                        if (problem := header_value_problem(str(item))) is not None]
+            for index, problem in problems:
+                self.fail(f"{here}[{index}]", problem)
+            if not problems:
+                headers[name] = [str(item) for item in values]
         return headers
 
     def request(self, value: Any, where: str) -> RecordedRequest | None:
@@ -154,10 +177,10 @@ class _Reader:
             return None
         method, uri = request.get("method"), request.get("uri")
         if not isinstance(method, str) or not method.isalpha():
-            self.fail(f"{where}.method", f"expected an HTTP method, found {method!r:.60}")
+            self.fail(f"{where}.method", f"expected an HTTP method, found {_shown(method)}")
             return None
         if not isinstance(uri, str) or not ABSOLUTE_URL.match(uri):
-            self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {uri!r:.60}")
+            self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {_shown(uri)}")
             return None
         return RecordedRequest(method.upper(), uri, self.body(request.get("body"), f"{where}.body"),
                                self.headers(request.get("headers"), f"{where}.headers"))
@@ -175,8 +198,9 @@ class _Reader:
             body = body_field.get("string") if isinstance(body_field, Mapping) else body_field
             if not isinstance(body_field, Mapping) and body_field is not None:
                 self.fail(f"{where}.body", "expected a mapping with `string`")
-        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-            self.fail(f"{where}.status.code", f"expected an HTTP status, found {code!r:.60}")
+        if isinstance(code, bool) or not isinstance(code, int) or not 200 <= code <= 599:
+            self.fail(f"{where}.status.code", f"expected an HTTP status 200-599 (a 1xx is not "
+                                              f"a final answer), found {_shown(code)}")
             return None
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
@@ -196,7 +220,7 @@ def _plain_interaction(item: Any) -> Interaction | None:
         return None
     if (type(method) is str and method.isalpha() and type(uri) is str
             and ABSOLUTE_URL.match(uri) is not None and type(body) is str
-            and type(answer) is str and type(code) is int and 100 <= code <= 599
+            and type(answer) is str and type(code) is int and 200 <= code <= 599
             and type(reason) is str and _plain_headers(headers)
             and _plain_headers(answer_headers)):
         return Interaction(
@@ -208,16 +232,26 @@ def _plain_interaction(item: Any) -> Interaction | None:
 
 
 def _plain_headers(value: Any) -> bool:
-    """Already {str: [str, ...]}, as nearly every cassette has it (the fast path)."""
+    """Already {str: [str, ...]} of names and values both stacks can send, as nearly
+    every cassette has it (the fast path); anything else goes through the `_Reader`,
+    which says where it is wrong (a CR LF in a value, say, would have failed every
+    request that replayed it)."""
     if type(value) is not dict:
         return False
     for name, values in value.items():
-        if type(name) is not str or type(values) is not list:
+        if type(name) is not str or type(values) is not list or not _NAME(name):
             return False
         for item in values:
-            if type(item) is not str:
+            if type(item) is not str or _BAD_VALUE(item):
                 return False
     return True
+
+
+def _shown(value: Any) -> str:
+    """A found value for a message, cut short; a huge int is described (repr() would raise)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return f"{value!r:.60}"
 
 
 def _kind(value: Any) -> str:
@@ -254,6 +288,9 @@ def _load_yaml(text: str | bytes, source: str) -> Any:
         raise CassetteError(source, [f"not valid YAML: {exc}"]) from None
     except RecursionError:
         raise CassetteError(source, ["nested too deeply to be a cassette"]) from None
+    except ValueError as exc:  # a scalar its constructor refuses: a 5,000-digit integer
+        raise CassetteError(source, [f"not a valid value: {' '.join(str(exc).split())[:200]}"]
+                            ) from None
 
 
 def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interaction]:
@@ -262,12 +299,17 @@ def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interact
     data = _load_lines(raw_text)
     if data is None:
         data = _load_yaml(text, source)
+        if may_alias(text):
+            try:
+                check_expansion(data, len(raw_text))
+            except ExpansionError as exc:
+                raise CassetteError(source, [str(exc)]) from None
     if not isinstance(data, Mapping) or "interactions" not in data:
         raise CassetteError(source, ["not a VCR.py cassette: expected a mapping with "
                                      "`interactions:` and `version: 1`"])
     if data.get("version") != CASSETTE_VERSION:
         raise CassetteError(source, [f"version: expected 1 (VCR.py's format), found "
-                                     f"{data.get('version')!r:.40}"])
+                                     f"{_shown(data.get('version'))}"])
     raw = data["interactions"] or []
     if not isinstance(raw, list):
         raise CassetteError(source, [f"interactions: expected a list, found {_kind(raw)}"])

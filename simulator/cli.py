@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import gc
 import json
@@ -19,9 +20,12 @@ import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
+from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
+from partnerkit.simulator.redaction import add_secret_names
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
 from partnerkit.simulator.report import build as build_report
 from partnerkit.simulator.report import write as write_report
@@ -165,18 +169,56 @@ def _build_parser() -> argparse.ArgumentParser:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; others need --allow-remote)")
-    parser.add_argument("--port", type=int, default=8080,
+    parser.add_argument("--port", type=_port, default=8080,
                         help="port (default 8080; 0 = any free)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow binding to a non-loopback address")
     parser.add_argument("--http", choices=("httptools", "h11"), default="httptools",
                         help="HTTP stack (default httptools: the fast one)")
+    parser.add_argument("--redact", action="append", default=[], metavar="NAME",
+                        help="also treat this header, query, form or JSON field name as a "
+                             "secret (repeatable; the defaults are in the README)")
+    parser.add_argument("--head-timeout", type=_positive_seconds, default=HEAD_TIMEOUT_S,
+                        metavar="SECONDS",
+                        help=f"close a connection whose request line and headers take longer "
+                             f"(default {HEAD_TIMEOUT_S:g}; silent and slowloris clients)")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
+def _journal_bytes(text: str) -> int:
+    value = int(text)
+    if value < 65536:
+        raise argparse.ArgumentTypeError(f"{value}: expected at least 65536 bytes")
+    return value
+
+
+def _admin_token(text: str) -> str:
+    if not text.strip():  # an empty token would leave the admin API open
+        raise argparse.ArgumentTypeError("an empty admin token protects nothing")
+    return text
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text}: expected seconds between 0 and 86400")
+    return value
 
 
 def _partner_options(parser: argparse.ArgumentParser, *, credentials: bool = True) -> None:
     parser.add_argument("--journal-size", type=int, default=10_000, metavar="N",
                         help="journal ring buffer size (default 10000)")
-    parser.add_argument("--admin-token", metavar="TOKEN",
+    parser.add_argument("--journal-bytes", type=_journal_bytes, default=MAX_JOURNAL_BYTES,
+                        metavar="BYTES",
+                        help=f"most the journal holds, estimated; the oldest entries leave "
+                             f"first (default {MAX_JOURNAL_BYTES})")
+    parser.add_argument("--admin-token", type=_admin_token, metavar="TOKEN",
                         help="require this X-Admin-Token on the /__sim/ admin API "
                              "(the dashboard at /__sim/ui asks for it)")
     if credentials:
@@ -235,8 +277,11 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     print("\n".join(banner(url)))
     print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
+    _raise_fd_limit()
+    add_secret_names(args.redact)
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
-                                       http=args.http), release, aclose)
+                                       http=args.http, head_timeout_s=args.head_timeout),
+                           release, aclose)
     # uvicorn re-raises the signal it caught once it has shut down; with these
     # handlers in place that ends the process quietly with exit status 0.
     signal.signal(signal.SIGINT, lambda *_: None)
@@ -244,6 +289,21 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     server.run(sockets=[sock])
     print(farewell(), flush=True)
     return 0
+
+
+def _raise_fd_limit() -> None:
+    """Each connection is a file descriptor: a soft limit of 1,024 (a common default) let
+    ~1,000 idle sockets lock everyone else out until the head timeout. The hard limit
+    is the system's own bound; the soft one is ours to raise."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
+                                                        else max(soft, 65536), hard))
 
 
 def _freeze_startup_objects() -> None:
@@ -263,7 +323,8 @@ def _serve(args: argparse.Namespace) -> int:
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
     state = PartnerState(scenario, journal_size=max(1, args.journal_size),
-                         client_id=args.client_id, client_secret=args.client_secret)
+                         journal_bytes=args.journal_bytes, client_id=args.client_id,
+                         client_secret=args.client_secret)
     app = create_app(state=state, admin_token=args.admin_token)
     _freeze_startup_objects()
     return _run(app, args, lambda url: [
@@ -290,7 +351,8 @@ def _replay(args: argparse.Namespace) -> int:
     index = RecordingIndex(interactions, match_body=args.match_body)
     try:
         state = ReplayState(index, coerce_scenario(args.faults, args.seed),
-                            cassette=str(args.cassette), journal_size=max(1, args.journal_size))
+                            cassette=str(args.cassette), journal_size=max(1, args.journal_size),
+                            journal_bytes=args.journal_bytes)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
@@ -370,7 +432,8 @@ def _proxy(args: argparse.Namespace) -> int:
     upstream = Upstream(args.upstream, timeout_s=args.timeout, forwarded=True)
     try:
         scenario = _load(args.faults, args.seed)
-        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size))
+        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID

@@ -46,7 +46,10 @@ def parse_rfc3339(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a timezone offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first representable UTC
+        raise ValueError("timestamp out of range") from None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class Page:
     last: CursorPosition | None  # where the next page starts, None at the end
 
 
+#: The most orders a data set holds, generated or inserted by drift.
+MAX_ORDERS = 200_000
+
+
 class OrderStore:
     """The partner's orders, kept sorted by (updated_at, order_id).
 
@@ -136,6 +143,7 @@ class OrderStore:
         for order in orders:
             self._put(order)
         self._next_number = len(self._by_id) + 1
+        self.not_inserted = 0  # drift inserts refused at MAX_ORDERS (shown in health)
         self._resort()
 
     def _put(self, order: dict[str, Any]) -> None:
@@ -191,6 +199,9 @@ class OrderStore:
 
     def insert_behind(self, rng: random.Random, position: CursorPosition, count: int) -> list[str]:
         """New orders whose keys fall among pages already served."""
+        if count > MAX_ORDERS - len(self):  # drift never grows the set past its cap
+            self.not_inserted += count - max(0, MAX_ORDERS - len(self))
+            count = max(0, MAX_ORDERS - len(self))
         served = self.served_before(position)
         low = parse_rfc3339(served[0]["updated_at"] if served else position.updated_at)
         high = parse_rfc3339(position.updated_at)

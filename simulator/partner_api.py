@@ -47,7 +47,8 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None as soon as it is larger than `limit` bytes:
     an oversized body is refused without being held in memory."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18
+                                                      or int(declared) > limit):
         return None
     body = bytearray()
     async for chunk in request.stream():
@@ -136,7 +137,8 @@ class PartnerAPI:
         limit = self.state.scenario.dataset.page_size
         if "limit" in params:
             raw = params["limit"]
-            if not raw.isdigit() or not 1 <= int(raw) <= 200:
+            # isdigit() is true for '²' and '٣' too: only ASCII digits are an integer here.
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 200:
                 return error_response(400, "invalid_request", "limit must be an integer 1-200")
             limit = int(raw)
         since = None

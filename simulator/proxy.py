@@ -26,6 +26,7 @@ from starlette.routing import Route
 from partnerkit.simulator.admin_api import AdminAPI
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Message, Receive, Scope, Send
 from partnerkit.simulator.http1 import Answer, UpstreamError
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.replay import MAX_BODY_BYTES
@@ -53,10 +54,11 @@ class ProxyState(OverlayState):
     overlay = "proxy fault overlay"
 
     def __init__(self, upstream: Upstream, scenario: Scenario | None = None, *,
-                 tee: CassetteTee | None = None, journal_size: int = 10_000) -> None:
+                 tee: CassetteTee | None = None, journal_size: int = 10_000,
+                 journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
         self.upstream = upstream
         self.tee = tee
-        super().__init__(scenario, journal_size=journal_size)
+        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
 
     def describe(self) -> dict[str, Any]:
         facts = {**super().describe(), "mode": "proxy", "upstream": self.upstream.url,

@@ -4,15 +4,17 @@ Each interaction is redacted, appended and flushed *before* its answer goes
 back to the client, so whatever a client has seen is on disk even if the
 proxy dies next. Bodies are asked for uncompressed so secrets in them can
 be found and blanked. An upstream that cannot be reached or does not answer
-in time gets the client a 502/504 and writes nothing: like VCR.py, a
+whole within the timeout gets the client a 502/504 and writes nothing: like VCR.py, a
 cassette keeps completed answers only.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from partnerkit.simulator.cassette import CassetteWriter
 from partnerkit.simulator.fault_middleware import Receive, Scope, Send
-from partnerkit.simulator.http1 import UpstreamError
+from partnerkit.simulator.http1 import UpstreamError, UpstreamTimeout
 from partnerkit.simulator.replay import MAX_BODY_BYTES, read_body
 from partnerkit.simulator.upstream import (
     BadTarget,
@@ -64,8 +66,15 @@ class RecorderApp:
             return
         headers = self.upstream.request_headers(scope)
         try:
-            status, reason, kept, answer = await self._forward(
-                scope["method"], target, headers, body)
+            # One deadline for the whole answer: the pool's timeout is per read, so an
+            # upstream dribbling a byte a second would hold the client for days (P8).
+            async with asyncio.timeout(self.upstream.timeout_s):
+                status, reason, kept, answer = await self._forward(
+                    scope["method"], target, headers, body)
+        except TimeoutError:
+            await send_json(send, *self.upstream.failure(UpstreamTimeout(
+                f"no whole answer within {self.upstream.timeout_s} s")))
+            return
         except UpstreamError as exc:
             await send_json(send, *self.upstream.failure(exc))
             return

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
-from partnerkit.simulator.dataset import DatasetSpec
+from partnerkit.simulator.dataset import MAX_ORDERS, DatasetSpec
+from partnerkit.simulator.glob import MAX_GLOB_CHARS, PathGlob
+from partnerkit.simulator.http_fields import (
+    header_name_problem,
+    header_value_problem,
+    unsendable_text,
+)
 from partnerkit.simulator.scenario_source import (
+    MAX_SOURCE_BYTES,
     Located,
     Path,
     Problem,
@@ -32,6 +39,10 @@ MALFORMED_KINDS = (
     "content_length_mismatch", "invalid_utf8", "bom", "nan", "duplicate_keys", "deep_nesting",
 )
 DISCONNECT_KINDS = ("reset", "mid_body", "hang")
+#: Entries of one `one_of` (40,000 had taken 6 s to parse; a handful is the real use).
+MAX_ONE_OF = 100
+#: Orders one cursor_drift request may insert, update or delete.
+MAX_DRIFT_COUNT = 1000
 AUTH_KINDS = ("expire_token",)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: Fault keys that decide the answer; at most one per fault. latency and dribble combine.
@@ -141,7 +152,7 @@ class WeightedFault:
 @dataclass(frozen=True)
 class Match:
     method: frozenset[str] | None = None
-    path: re.Pattern[str] | None = None
+    path: PathGlob | None = None
     query: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -177,21 +188,6 @@ class Scenario:
 # --- validation -----------------------------------------------------------------
 
 
-def glob_to_regex(glob: str) -> re.Pattern[str]:
-    """`*` matches within one path segment, `**` across segments, `?` one char."""
-    out = []
-    index = 0
-    while index < len(glob):
-        char = glob[index]
-        if glob.startswith("**", index):
-            out.append(".*")
-            index += 2
-            continue
-        out.append({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)))
-        index += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 class _Checker:
     """Collects problems while converting plain data to the model."""
 
@@ -221,7 +217,7 @@ class _Checker:
             self.fail(path, f"expected an integer, got {_kind(value)}")
             return None
         if not low <= value <= high:
-            self.fail(path, f"must be between {low} and {high}, got {value}")
+            self.fail(path, f"must be between {low} and {high}, got {_shown(value)}")
             return None
         return value
 
@@ -230,9 +226,11 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"expected a number, got {_kind(value)}")
             return None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+        # A huge int compares exactly; math.isfinite() would raise OverflowError on it.
+        if (isinstance(value, float) and not math.isfinite(value)) or value > high \
+                or value < low or (low_open and value == low):
             bound = f"greater than {low}" if low_open else f"at least {low}"
-            self.fail(path, f"must be {bound} and at most {high}, got {value}")
+            self.fail(path, f"must be {bound} and at most {high}, got {_shown(value)}")
             return None
         return float(value)
 
@@ -250,6 +248,13 @@ class _Checker:
             self.fail(path, f"'{text}' is not one of: {', '.join(options)}{suggestion}")
             return None
         return text
+
+
+def _shown(value: float) -> str:
+    """A number for a message: a huge int is described, not printed (str() would raise)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
 
 
 def _kind(value: Any) -> str:
@@ -338,17 +343,33 @@ def _parse_status(check: _Checker, fault: Mapping[str, Any], path: Path) -> Stat
     if "headers" in fault:
         spec = check.mapping(fault["headers"], (*path, "headers"))
         for name, value in (spec or {}).items():
-            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-                check.fail((*path, "headers", name), "not a valid HTTP header name")
+            if (problem := header_name_problem(name)) is not None:
+                check.fail((*path, "headers", name), problem)
             elif not isinstance(value, str | int | float) or isinstance(value, bool):
                 check.fail((*path, "headers", name), f"expected a string, got {_kind(value)}")
-            elif any(c in str(value) for c in "\r\n\0"):
-                check.fail((*path, "headers", name), "header values cannot hold CR, LF or NUL")
+            elif (problem := header_value_problem(str(value))) is not None:
+                check.fail((*path, "headers", name), problem)
             else:
                 headers.append((name.lower(), str(value)))
+    body = fault.get("body")
+    if body is not None and (problem := _unsendable(body)) is not None:
+        check.fail((*path, "body"), problem)
     if status is None:
         return None
-    return StatusFault(status, retry_after, fault.get("body"), tuple(headers))
+    return StatusFault(status, retry_after, body, tuple(headers))
+
+
+def _unsendable(value: Any) -> str | None:
+    """Why a fault body (text, or data sent as JSON) cannot be sent, or None."""
+    if isinstance(value, str):
+        return unsendable_text(value)
+    if isinstance(value, dict):
+        return next((problem for key, item in value.items()
+                     if (problem := _unsendable(key) or _unsendable(item)) is not None), None)
+    if isinstance(value, list):
+        return next((problem for item in value if (problem := _unsendable(item)) is not None),
+                    None)
+    return None
 
 
 def _parse_rate_limit(check: _Checker, value: Any, path: Path) -> RateLimit | None:
@@ -407,7 +428,7 @@ def _parse_cursor_drift(check: _Checker, value: Any, path: Path) -> CursorDrift 
     check.keys(spec, path, ("insert", "update", "delete", "repeat", "expire"))
     if not spec:
         check.fail(path, "needs one of insert, update, delete, repeat, expire")
-    counts = {key: check.integer(spec[key], (*path, key), 1, 100_000)
+    counts = {key: check.integer(spec[key], (*path, key), 1, MAX_DRIFT_COUNT)
               for key in ("insert", "update", "delete") if key in spec}
     flags = {}
     for key in ("repeat", "expire"):
@@ -467,6 +488,9 @@ def _parse_one_of(check: _Checker, value: Any, path: Path) -> tuple[WeightedFaul
     if not isinstance(value, list) or not value:
         check.fail(path, "expected a non-empty list of {weight, <fault>} entries")
         return ()
+    if len(value) > MAX_ONE_OF:
+        check.fail(path, f"at most {MAX_ONE_OF} entries, got {len(value)}")
+        return ()
     choices = []
     for index, item in enumerate(value):
         where = (*path, index)
@@ -504,8 +528,11 @@ def _parse_match(check: _Checker, value: Any, path: Path) -> Match:
         text = check.string(spec["path"], (*path, "path"))
         if text is not None and not text.startswith("/"):
             check.fail((*path, "path"), f"'{text}' must start with /")
+        elif text is not None and len(text) > MAX_GLOB_CHARS:
+            check.fail((*path, "path"), f"a glob of at most {MAX_GLOB_CHARS} characters, "
+                                        f"got {len(text)}")
         elif text is not None:
-            glob = glob_to_regex(text)
+            glob = PathGlob(text)
     pairs: dict[str, list[tuple[str, str]]] = {"query": [], "headers": []}
     for key in ("query", "headers"):
         if key not in spec:
@@ -564,7 +591,7 @@ def _parse_dataset(check: _Checker, value: Any) -> DatasetSpec:
         return DatasetSpec()
     check.keys(spec, path, ("orders", "page_size", "token_ttl_s"))
     default = DatasetSpec()
-    orders = check.integer(spec.get("orders", default.orders), (*path, "orders"), 0, 200_000)
+    orders = check.integer(spec.get("orders", default.orders), (*path, "orders"), 0, MAX_ORDERS)
     page_size = check.integer(spec.get("page_size", default.page_size), (*path, "page_size"),
                               1, 200)
     ttl = check.integer(spec.get("token_ttl_s", default.token_ttl_s), (*path, "token_ttl_s"),
@@ -619,7 +646,8 @@ def load_scenario_file(path: str | FilePath) -> Scenario:
     """Read and validate a scenario file; every error names this file."""
     file = FilePath(path)
     try:
-        data = file.read_bytes()
+        with file.open("rb") as stream:  # no more than the limit: /dev/zero never ends
+            data = stream.read(MAX_SOURCE_BYTES + 1)
     except OSError as exc:
         raise ScenarioError([Problem("$", f"cannot read: {exc.strerror or exc}")],
                             str(file)) from None

@@ -13,10 +13,17 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+
+from partnerkit.simulator.yaml_limits import ExpansionBudget, ExpansionError
 
 MAX_SOURCE_BYTES = 1_000_000
 MAX_DEPTH = 32
+#: No field takes more; a larger literal is refused where it is read, before any
+#: message could try to print its thousands of digits.
+MAX_INTEGER = 2**256 - 1
 
 Path = tuple[str | int, ...]
 
@@ -91,7 +98,9 @@ def _key_text(key: Any) -> Any:
     return key
 
 
-def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
+def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int,
+           budget: ExpansionBudget) -> Any:
+    budget.spend(1 + len(node) if isinstance(node, str) else 1, path)
     if depth > MAX_DEPTH:
         raise SourceError(Problem(format_path(path), f"nested deeper than {MAX_DEPTH} levels",
                                   lines.get(path)))
@@ -111,7 +120,7 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
             if not isinstance(key, str):
                 raise SourceError(Problem(format_path(child), "keys must be strings",
                                           lines[child]))
-            result[key] = _plain(value, child, lines, depth + 1)
+            result[key] = _plain(value, child, lines, depth + 1, budget)
         return result
     if isinstance(node, CommentedSeq):
         items = []
@@ -121,11 +130,14 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
                 lines[child] = node.lc.item(index)[0] + 1
             except (KeyError, TypeError, AttributeError, IndexError):
                 lines[child] = lines.get(path, 1)
-            items.append(_plain(value, child, lines, depth + 1))
+            items.append(_plain(value, child, lines, depth + 1, budget))
         return items
     if node is None or isinstance(node, bool):
         return node
     if isinstance(node, int):
+        if not -MAX_INTEGER <= node <= MAX_INTEGER:  # 0x + 5,000 digits is an int too
+            raise SourceError(Problem(format_path(path), f"integer out of range (more than "
+                                      f"{MAX_INTEGER.bit_length()} bits)", lines.get(path)))
         return int(node)
     if isinstance(node, float):
         return float(node)
@@ -134,6 +146,40 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int) -> Any:
     tag = tag or type(node).__name__
     raise SourceError(Problem(format_path(path), f"unsupported YAML value (tag {tag})",
                               lines.get(path)))
+
+
+class _TagRefused(ComposerError):
+    def __init__(self, path: Path, tag: str, line: int) -> None:
+        super().__init__(None, None, f"unsupported YAML value (tag {tag})")
+        self.problem_path = path
+        self.line = line
+
+
+class _UntaggedComposer(Composer):
+    """Refuses every explicit tag (`!!set`, `!!python/...`, `!foo`) as the parser meets it,
+    before any constructor runs: a scenario is plain data, and some of ruamel's own
+    constructors fail on odd tag and node pairings with errors that are not YAMLError.
+    Keeps the path it is at, so the refusal says where."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self._path: list[str | int] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            return super().compose_node(parent, index)
+        part = index if isinstance(index, int) else getattr(index, "value", None)
+        if part is not None:
+            self._path.append(part if isinstance(part, int) else str(part))
+        event = self.parser.peek_event()
+        tag = getattr(event, "ctag", None)
+        if tag is not None:
+            raise _TagRefused(tuple(self._path), str(tag), event.start_mark.line + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if part is not None:
+                self._path.pop()
 
 
 def _too_deep_flow(text: str) -> int | None:
@@ -175,8 +221,12 @@ def load_source(text: str | bytes) -> Located:
     if (line := _too_deep_flow(text)) is not None:
         raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", line))
     yaml = YAML(typ="rt", pure=True)
+    yaml.Composer = _UntaggedComposer
     try:
         node = yaml.load(text)
+    except _TagRefused as exc:
+        raise SourceError(Problem(format_path(exc.problem_path), str(exc.problem), exc.line)
+                          ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -187,4 +237,10 @@ def load_source(text: str | bytes) -> Located:
     except RecursionError as exc:
         raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", 1)) from exc
     lines: dict[Path, int] = {(): 1}
-    return Located(_plain(node, (), lines, 0), lines)
+    try:
+        return Located(_plain(node, (), lines, 0, ExpansionBudget(len(text))), lines)
+    except ExpansionError as exc:
+        where: Path = exc.where
+        raise SourceError(Problem(format_path(where), "YAML aliases expand this document "
+                                  "beyond its own size (an alias may share a value, not "
+                                  "multiply it)", lines.get(where))) from None

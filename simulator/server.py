@@ -23,7 +23,8 @@ import uvicorn
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
-from partnerkit.simulator.protocols import MAX_HEAD_BYTES, PROTOCOLS
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.replay import RecordingIndex, ReplayState
@@ -84,12 +85,13 @@ def bind(host: str, port: int) -> tuple[socket.socket, str]:
 
 def make_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
                 http: HttpStack = "httptools", log_config: Any = None,
-                log_level: str = "warning") -> uvicorn.Config:
+                log_level: str = "warning", head_timeout_s: float = HEAD_TIMEOUT_S,
+                max_head_bytes: int = MAX_HEAD_BYTES) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=PROTOCOLS[http],
+        http=protocol_class(http, head_timeout_s=head_timeout_s, max_head_bytes=max_head_bytes),
         loop=default_loop(),
         lifespan="off",
         access_log=False,  # an access log alone halves throughput; the journal is the log
@@ -97,7 +99,7 @@ def make_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
         log_level=log_level,
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
         timeout_keep_alive=5,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        h11_max_incomplete_event_size=max_head_bytes,
         server_header=False,
         proxy_headers=False,
         date_header=True,
@@ -128,8 +130,10 @@ class BackgroundServer:
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
                  http: HttpStack = "httptools", release: Callable[[], None] = lambda: None,
-                 aclose: Callable[[], Awaitable[None]] | None = None) -> None:
+                 aclose: Callable[[], Awaitable[None]] | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self._app = app
+        self._head_timeout_s = head_timeout_s
         self._release = release
         self._aclose = aclose
         self._host = host
@@ -142,8 +146,9 @@ class BackgroundServer:
 
     def start(self) -> Self:
         sock, self.url = bind(self._host, self._port)
-        self._server = PartnerServer(make_config(self._app, http=self._http), self._release,
-                                     self._aclose)
+        self._server = PartnerServer(make_config(self._app, http=self._http,
+                                                 head_timeout_s=self._head_timeout_s),
+                                     self._release, self._aclose)
         self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
                                         name=f"partnersim-{self.url.rsplit(':', 1)[1]}")
         self._thread.start()
@@ -229,12 +234,14 @@ class FakePartner(_PartnerControls):
     def __init__(self, scenario: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
                  *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
                  http: HttpStack = "httptools", journal_size: int = 10_000,
-                 admin_token: str | None = None) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.state: PartnerState = PartnerState(coerce_scenario(scenario, seed),
-                                                journal_size=journal_size)
+                                                journal_size=journal_size,
+                                                journal_bytes=journal_bytes)
         self.app = create_app(state=self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all)
+                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
 
 
 class ReplayPartner(_PartnerControls):
@@ -245,15 +252,17 @@ class ReplayPartner(_PartnerControls):
                  faults: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
                  seed: int | None = None, match_body: bool = False, host: str = "127.0.0.1",
                  port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
-                 admin_token: str | None = None) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
         self.index = RecordingIndex(interactions, match_body=match_body)
         self.state = ReplayState(self.index, coerce_scenario(faults, seed),
                                  cassette=str(cassette) if isinstance(cassette, Path)
-                                 else "interactions", journal_size=journal_size)
+                                 else "interactions", journal_size=journal_size,
+                                 journal_bytes=journal_bytes)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all)
+                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
 
 
 class RecordingProxy(BackgroundServer):
@@ -261,11 +270,13 @@ class RecordingProxy(BackgroundServer):
 
     def __init__(self, upstream: str, out: Path, *, append: bool = False,
                  uri_base: str | None = None, timeout_s: float = 30.0, stable: bool = False,
-                 host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools") -> None:
+                 host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools",
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.writer = CassetteWriter(out, append=append)
         self.app = RecorderApp(upstream, self.writer, uri_base=uri_base, timeout_s=timeout_s,
                                stable=stable)
-        super().__init__(self.app, host=host, port=port, http=http, aclose=self.app.aclose)
+        super().__init__(self.app, host=host, port=port, http=http, aclose=self.app.aclose,
+                         head_timeout_s=head_timeout_s)
 
     def close(self, timeout: float = 5.0) -> None:
         try:
@@ -293,18 +304,21 @@ class FaultProxy(_PartnerControls):
                  out: Path | None = None, append: bool = False, uri_base: str | None = None,
                  stable: bool = False, seed: int | None = None, timeout_s: float = 30.0,
                  host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools",
-                 journal_size: int = 10_000, admin_token: str | None = None,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 journal_size: int = 10_000, journal_bytes: int = MAX_JOURNAL_BYTES,
+                 admin_token: str | None = None, credentials: tuple[str, str] | None = None,
+                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self.upstream = Upstream(upstream, timeout_s=timeout_s, forwarded=True)
         self._credentials = credentials
         self.writer = CassetteWriter(out, append=append) if out is not None else None
         tee = CassetteTee(self.writer, uri_base or self.upstream.url, stable=stable) \
             if self.writer is not None else None
         self.state: ProxyState = ProxyState(self.upstream, coerce_scenario(faults, seed),
-                                            tee=tee, journal_size=journal_size)
+                                            tee=tee, journal_size=journal_size,
+                                            journal_bytes=journal_bytes)
         self.app = create_proxy_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, aclose=self.upstream.aclose)
+                         release=self.state.waits.release_all, aclose=self.upstream.aclose,
+                         head_timeout_s=head_timeout_s)
 
     def close(self, timeout: float = 5.0) -> None:
         try:

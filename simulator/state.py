@@ -15,7 +15,7 @@ from typing import Any
 from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
-from partnerkit.simulator.journal import Journal
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
 from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError, empty_scenario
 from partnerkit.simulator.scenario_source import Problem
 from partnerkit.simulator.tokens import TokenStore
@@ -89,13 +89,14 @@ class FaultWaits:
 
 class PartnerState:
     def __init__(self, scenario: Scenario | None = None, *, journal_size: int = 10_000,
+                 journal_bytes: int = MAX_JOURNAL_BYTES,
                  client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.clock = clock  # the one clock of this fake partner (simulator.clock)
-        self.journal = Journal(journal_size)
+        self.journal = Journal(journal_size, journal_bytes)
         self.tokens = TokenStore(clock.monotonic)
         self.nominal = NominalRateLimit()
         self.waits = FaultWaits(clock)
@@ -127,9 +128,12 @@ class PartnerState:
             "scenario": self.scenario.name,
             "seed": self.scenario.seed,
             "orders": len(self.store),
+            "orders_not_inserted": self.store.not_inserted,
             "rules": len(self.scenario.rules),
-            "journal_entries": len(self.journal),
-            "journal_size": self.journal.size,
+            **self.journal.stats(),
+            **self.engine.stats(),
+            "tokens_live": len(self.tokens),
+            "tokens_forgotten": self.tokens.forgotten,
             "uptime_s": round(self.clock.time() - self.started, 3),
         }
 
@@ -168,4 +172,5 @@ class OverlayState(PartnerState):
     def describe(self) -> dict[str, Any]:
         facts = super().describe()
         facts.pop("orders", None)
+        facts.pop("orders_not_inserted", None)
         return facts
