@@ -72,7 +72,7 @@ class AdminAPI:
         if denied := self._forbidden(request):
             return denied
         return admin_json(200, {"scenario": self.state.scenario.source,
-                                   "spent": self.state.engine.spent()})
+                                   "spent": self.state.spent()})
 
     async def put_scenario(self, request: Request) -> Response:
         if denied := self._forbidden(request):

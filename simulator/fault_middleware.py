@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
+from partnerkit.simulator.backends import StateUnavailable, TokenCheck, TokenRefused
 from partnerkit.simulator.bodies import drifted_body, malformed_body
 from partnerkit.simulator.cursor import InvalidCursor, decode_cursor
 from partnerkit.simulator.engine import Decision, RequestInfo, sample_latency_ms
@@ -93,6 +94,12 @@ def _unauthorized(message: str) -> Answer:
                        [(b"www-authenticate", b'Bearer error="invalid_token"')])
 
 
+def state_unavailable() -> Answer:
+    """The answer when the shared state (Redis) does not answer."""
+    return Answer.json(503, {"error": "state_backend_unavailable",
+                             "message": "the fake partner's shared state does not answer"})
+
+
 def _retry_after_value(retry_after: int | str, now: float) -> bytes:
     if isinstance(retry_after, int):
         return str(retry_after).encode()
@@ -161,6 +168,9 @@ class FaultMiddleware:
                                                      headers))
         except ClientDisconnect:
             entry["status"] = None  # the client left while we read its request: nobody to answer
+        except StateUnavailable:
+            # Never a fault-free pass: that would turn a fault test green.
+            await exchange.emit(state_unavailable())
         except AnswerTooLarge:  # raised by capture() before anything was sent
             entry["fault"] = {**(entry["fault"] or {}), "skipped": "answer too large"}
             await exchange.emit(Answer.json(502, {
@@ -169,23 +179,25 @@ class FaultMiddleware:
                            "this one was larger"}))
         finally:
             entry["duration_ms"] = round((clock.monotonic() - started) * 1000, 3)
+            self.state.journal.close(entry)
 
     async def _handle(self, exchange: _Exchange, request: RequestInfo) -> None:
-        state = self.state
+        token: str | None = None
+        check: TokenCheck = "none"
         if self.simulated and request.path not in OPEN_PATHS:
             token = _bearer(request.headers)
             if token is None:
                 await exchange.emit(_unauthorized("missing bearer token"))
                 return
-            if not state.tokens.is_valid(token):
-                await exchange.emit(_unauthorized("unknown or expired token"))
-                return
+            check = "valid"
         elif self.keep_revoked and request.path not in OPEN_PATHS:
             token = _bearer(request.headers)
-            if token is not None and state.tokens.is_revoked(token):
-                await exchange.emit(_unauthorized("token expired"))
-                return
-        decision = state.engine.decide(request)
+            check = "revoked" if token is not None else "none"
+        try:
+            decision = self.state.admit(request, token, check)
+        except TokenRefused as refused:
+            await exchange.emit(_unauthorized(str(refused)))
+            return
         if decision is None:
             await exchange.forward(self.api)
             return
@@ -224,7 +236,7 @@ class FaultMiddleware:
         elif isinstance(action, ExpireToken):
             token = _bearer(request.headers)
             if token is not None:
-                self.state.tokens.revoke(token)
+                self.state.backend.revoke_token(token)
             await exchange.emit(_unauthorized("token expired"))
 
     async def _rate_limit(self, exchange: _Exchange, decision: Decision) -> None:

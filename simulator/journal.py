@@ -140,6 +140,9 @@ class Journal:
                 self.dropped_for_bytes += 1
         return entry
 
+    def close(self, entry: dict[str, Any]) -> None:
+        """`entry` is complete. Held here already; a shared journal sends it on now."""
+
     def entries(self) -> list[dict[str, Any]]:
         """A snapshot, oldest first, each entry with its arrival as ISO-8601 UTC too."""
         with self._lock:

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from partnerkit.simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
 from partnerkit.simulator.dataset import parse_rfc3339, to_rfc3339
 from partnerkit.simulator.openapi_doc import openapi_bytes
-from partnerkit.simulator.state import Acknowledgement, PartnerState
+from partnerkit.simulator.state import PartnerState
 
 JSON = "application/json"
 JSON_BYTES = JSON.encode()
@@ -125,7 +125,7 @@ class PartnerAPI:
         ):
             return error_response(401, "invalid_client", "unknown client or wrong secret")
         ttl = self.state.scenario.dataset.token_ttl_s
-        token = self.state.tokens.issue(self.state.scenario.seed, ttl)
+        token = self.state.backend.issue_token(self.state.scenario.seed, ttl)
         return json_response(
             200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl},
             {"cache-control": "no-store"},
@@ -175,19 +175,16 @@ class PartnerAPI:
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             return error_response(400, "invalid_request",
                                   "Idempotency-Key must be 1-255 visible ASCII characters")
-        previous = self.state.acks.get(order_id)
-        if previous is not None:
-            if key is not None and key in previous.keys:
-                return Response(previous.body, status_code=200, media_type=JSON)
-            return error_response(409, "already_acknowledged",
-                                  f"order {order_id} is already acknowledged")
         body = json.dumps(
             {"order_id": order_id,
              "acknowledged_at": to_rfc3339(datetime.fromtimestamp(self.state.clock.time(), UTC))},
             separators=(",", ":"),
         ).encode()
-        self.state.acks[order_id] = Acknowledgement(body, {key} if key else set())
-        return Response(body, status_code=201, media_type=JSON)
+        status, body = self.state.backend.acknowledge(order_id, key, body)
+        if status == 409:
+            return error_response(409, "already_acknowledged",
+                                  f"order {order_id} is already acknowledged")
+        return Response(body, status_code=status, media_type=JSON)
 
 
 ORDER_PREFIX = "/v1/orders/"

@@ -9,28 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
+from partnerkit.simulator.backends import (
+    JournalStore,
+    ScenarioChanged,
+    StateBackend,
+    TokenCheck,
+)
+from partnerkit.simulator.backends.memory import Acknowledgement, MemoryBackend
 from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
-from partnerkit.simulator.engine import FaultEngine
-from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
-from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError, empty_scenario
+from partnerkit.simulator.engine import Decision, FaultEngine, RequestInfo
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.scenario import (
+    CursorDrift,
+    Scenario,
+    ScenarioError,
+    empty_scenario,
+    parse_scenario,
+)
 from partnerkit.simulator.scenario_source import Problem
 from partnerkit.simulator.tokens import TokenStore
+
+__all__ = ["Acknowledgement", "FaultWaits", "NominalRateLimit", "OverlayState", "PartnerState"]
 
 NOMINAL_LIMIT = 600  # requests per minute advertised when no rate_limit rule applies
 DEFAULT_CLIENT_ID = "orderops"
 DEFAULT_CLIENT_SECRET = "orderops-secret"  # noqa: S105 - the fake partner's published default
-
-
-@dataclass
-class Acknowledgement:
-    """The first answer to an order's acknowledgement, replayed for its key."""
-
-    body: bytes
-    keys: set[str] = field(default_factory=set)
 
 
 class NominalRateLimit:
@@ -92,17 +98,33 @@ class PartnerState:
                  journal_bytes: int = MAX_JOURNAL_BYTES,
                  client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, backend: StateBackend | None = None) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.clock = clock  # the one clock of this fake partner (simulator.clock)
-        self.journal = Journal(journal_size, journal_bytes)
-        self.tokens = TokenStore(clock.monotonic)
+        # Where budgets, tokens, acknowledgements and the journal live: this process
+        # (memory, the default) or a Redis shared by several workers (backends.redis).
+        self.backend: StateBackend = backend or MemoryBackend(
+            journal_size=journal_size, journal_bytes=journal_bytes, clock=clock)
+        self.journal: JournalStore = self.backend.journal
         self.nominal = NominalRateLimit()
         self.waits = FaultWaits(clock)
         self.started = clock.time()
         self._lock = threading.RLock()
         self._install(scenario or empty_scenario())
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The memory backend's tokens (a shared backend keeps them elsewhere)."""
+        if not isinstance(self.backend, MemoryBackend):
+            raise AttributeError(f"tokens live in the {self.backend.name} state")
+        return self.backend.tokens
+
+    @property
+    def acks(self) -> dict[str, Acknowledgement]:
+        if not isinstance(self.backend, MemoryBackend):
+            raise AttributeError(f"acknowledgements live in the {self.backend.name} state")
+        return self.backend.acks
 
     def _install(self, scenario: Scenario) -> None:
         engine = FaultEngine(scenario, self.clock.monotonic)
@@ -111,29 +133,54 @@ class PartnerState:
             self.scenario = scenario
             self.engine = engine
             self.store: OrderStore = store
-            self.acks: dict[str, Acknowledgement] = {}
+            self.backend.install(scenario, engine)
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Replace the scenario; budgets and the data set start afresh, the journal stays."""
         self._install(scenario)
+        self.backend.publish(scenario, clear_journal=False)
 
     def reset(self) -> None:
         """Budgets, journal and data set back to the start of the scenario."""
         self._install(self.scenario)
-        self.journal.clear()
+        self.backend.publish(self.scenario, clear_journal=True)
+
+    def refresh(self) -> None:
+        """Adopt the scenario another worker installed since (shared state only)."""
+        try:
+            self.backend.refresh()
+        except ScenarioChanged as changed:
+            self._adopt(changed)
+
+    def _adopt(self, changed: ScenarioChanged) -> None:
+        self._install(parse_scenario(changed.source, source="shared state"))
+
+    def admit(self, request: RequestInfo, token: str | None,
+              check: TokenCheck) -> Decision | None:
+        """Check the bearer token (TokenRefused), then ask the rules (spending budgets);
+        StateUnavailable when the shared state does not answer."""
+        for _ in range(8):
+            try:
+                return self.backend.admit(request, token, check)
+            except ScenarioChanged as changed:
+                self._adopt(changed)
+        return self.backend.admit(request, token, check)
+
+    def spent(self) -> list[int]:
+        self.refresh()
+        return self.backend.spent()
 
     def describe(self) -> dict[str, Any]:
+        self.refresh()
         return {
             "status": "ok",
+            "state": self.backend.name,
             "scenario": self.scenario.name,
             "seed": self.scenario.seed,
             "orders": len(self.store),
             "orders_not_inserted": self.store.not_inserted,
             "rules": len(self.scenario.rules),
-            **self.journal.stats(),
-            **self.engine.stats(),
-            "tokens_live": len(self.tokens),
-            "tokens_forgotten": self.tokens.forgotten,
+            **self.backend.stats(),
             "uptime_s": round(self.clock.time() - self.started, 3),
         }
 

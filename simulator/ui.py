@@ -182,7 +182,7 @@ class _Stream:
     def snapshot(self, force: bool = False) -> bytes | None:
         state = self.state
         scenario, engine = state.scenario, state.engine
-        spent = engine.spent()
+        spent = state.spent()
         first, _ = state.journal.tail(self.after, 0)
         counts = (tuple(spent), first, len(state.journal))
         # Identity, not equality: applying the same scenario again restarts its

@@ -1,0 +1,98 @@
+"""Where a fake partner keeps what it remembers: one protocol, two backends.
+
+`memory` (the default) keeps everything in this process, as partnersim always
+has. `redis` keeps what must be shared by several worker processes — tokens,
+rule budgets and the occurrence counts of seeded decisions, rate-limit
+buckets, acknowledgements, the scenario's version, the journal — in one
+Redis, so N workers answer exactly as one process would. What is read-only
+(compiled rules, the generated data set, body templates) stays per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from partnerkit.simulator.engine import Decision, FaultEngine, RequestInfo
+from partnerkit.simulator.scenario import Scenario
+
+#: What to check of a request's bearer token before any rule: that it is live
+#: (the simulated partner), only that it was not revoked (a proxy), or nothing.
+TokenCheck = Literal["valid", "revoked", "none"]
+
+
+class StateUnavailable(RuntimeError):
+    """The shared state did not answer (Redis down or unreachable): the request
+    cannot be answered exactly, and must not be answered as if no rule applied."""
+
+
+class TokenRefused(Exception):
+    """The request's bearer token is unknown, expired or revoked; `args[0]` says which."""
+
+
+class ScenarioChanged(Exception):
+    """Another worker installed a scenario (or reset): adopt `source` at `version`."""
+
+    def __init__(self, source: dict[str, Any], version: int) -> None:
+        super().__init__(version)
+        self.source = source
+        self.version = version
+
+
+class JournalStore(Protocol):
+    """The request journal (simulator.journal.Journal is the memory one)."""
+
+    def open(self, at: float, method: str, path: str, query: dict[str, str],
+             headers: dict[str, str]) -> dict[str, Any]: ...
+
+    def close(self, entry: dict[str, Any]) -> None: ...
+
+    def entries(self) -> list[dict[str, Any]]: ...
+
+    def tail(self, after: int, limit: int) -> tuple[int, list[dict[str, Any]]]: ...
+
+    def find(self, seqs: list[int]) -> list[dict[str, Any]]: ...
+
+    def clear(self) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def __len__(self) -> int: ...
+
+
+class StateBackend(Protocol):
+    """What a PartnerState asks of the place its changing state lives."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def journal(self) -> JournalStore: ...
+
+    def install(self, scenario: Scenario, engine: FaultEngine) -> None:
+        """This process now runs `scenario` with `engine` (compiled here)."""
+
+    def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
+        """Make `scenario` every worker's, with budgets, buckets and acknowledgements
+        afresh (and the journal cleared if asked), before returning."""
+
+    def refresh(self) -> None:
+        """Raise ScenarioChanged if another worker installed a newer scenario."""
+
+    def admit(self, request: RequestInfo, token: str | None,
+              check: TokenCheck) -> Decision | None:
+        """Check the token (TokenRefused), then spend the budgets of the rule that acts."""
+
+    def issue_token(self, seed: int, ttl_s: int) -> str: ...
+
+    def revoke_token(self, token: str) -> None: ...
+
+    def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
+        """The first acknowledgement wins (201 with `body`); its key replays it (200);
+        anything else is 409 (status, b"")."""
+
+    def spent(self) -> list[int]:
+        """How many requests each rule has acted on."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def healthy(self) -> bool: ...
