@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.backends import StateUnavailable
 from partnerkit.simulator.fault_middleware import FaultMiddleware
 from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter, error_response
 from partnerkit.simulator.proxy import ProxyAdminAPI, ProxyAPI, ProxyState
@@ -24,8 +25,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
 
+async def _state_unavailable(request: Request, exc: Exception) -> Response:
+    return error_response(503, "state_backend_unavailable", str(exc))
+
+
 def _starlette(routes: list[Route]) -> Starlette:
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error,
+                                                        StateUnavailable: _state_unavailable})
 
 
 def _admin(state: PartnerState, admin: AdminAPI) -> Starlette:

@@ -8,7 +8,9 @@ import errno
 import gc
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +20,7 @@ import httpx
 
 import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
+from partnerkit.simulator.backends import StateBackend, StateUnavailable, default_prefix, open_state
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
@@ -68,6 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="scenario file (YAML or JSON); default: a well-behaved partner")
     serve.add_argument("--seed", type=int, help="override the scenario's seed")
     _partner_options(serve)
+    _state_options(serve)
 
     replay = commands.add_parser(
         "replay", help="serve the interactions of a VCR.py cassette",
@@ -184,6 +188,44 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
                              f"(default {HEAD_TIMEOUT_S:g}; silent and slowloris clients)")
 
 
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="worker processes sharing one port (N > 1 needs --state redis://...)")
+    parser.add_argument("--state", default=os.environ.get("PARTNERSIM_STATE", "memory"),
+                        metavar="memory|redis://HOST:PORT/DB|unix:///PATH",
+                        help="where tokens, budgets, buckets, the scenario and the journal live "
+                             "(default: memory, or $PARTNERSIM_STATE); a Redis is shared by "
+                             "every worker (pip install 'partnerkit[redis]')")
+    parser.add_argument("--state-prefix", metavar="PREFIX",
+                        help="key prefix in the shared state, so two fake partners can share "
+                             "one Redis (default: partnersim:<scenario name>:)")
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of workers 1-256")
+    return int(text)
+
+
+def _open_backend(args: argparse.Namespace, scenario: Scenario) -> StateBackend | int | None:
+    """The state backend of --state (None: memory), or an exit status after one line."""
+    if args.workers > 1 and args.state == "memory":
+        print(f"partnersim: --workers {args.workers} needs shared state: add --state "
+              "redis://HOST:PORT/DB (memory state is one process's; N workers would each "
+              "keep their own tokens, budgets and journal)", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        return open_state(args.state, args.state_prefix or default_prefix(scenario.name),
+                          journal_size=max(1, args.journal_size),
+                          journal_bytes=args.journal_bytes)
+    except (StateUnavailable, ValueError) as exc:
+        print(f"partnersim: --state: {exc}".replace("\n", " "), file=sys.stderr)
+    except ImportError:
+        print("partnersim: --state redis needs the redis extra: pip install 'partnerkit[redis]'",
+              file=sys.stderr)
+    return EXIT_INVALID
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -263,8 +305,11 @@ def _print_problems(source: str, problems: Sequence[object]) -> None:
 def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[str]], *,
          release: Callable[[], None] = lambda: None,
          aclose: Callable[[], Awaitable[None]] | None = None,
-         farewell: Callable[[], str] = lambda: "partnersim: stopped") -> int:
-    """Serve `app` in the foreground until SIGINT/SIGTERM, say `farewell()`, exit 0."""
+         farewell: Callable[[], str] = lambda: "partnersim: stopped",
+         workers: Callable[[], tuple[ASGIApp, Callable[[], None]]] | None = None) -> int:
+    """Serve `app` in the foreground until SIGINT/SIGTERM, say `farewell()`, exit 0.
+    With `workers`, fork args.workers processes on one socket, each serving the app
+    `workers()` builds there (its own connection to the shared state)."""
     try:
         sock, url = bind(args.host, args.port)
     except OSError as exc:
@@ -279,6 +324,10 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
     _raise_fd_limit()
     add_secret_names(args.redact)
+    if workers is not None and args.workers > 1:
+        _fork_workers(sock, args, workers)
+        print(farewell(), flush=True)
+        return 0
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
                                        http=args.http, head_timeout_s=args.head_timeout),
                            release, aclose)
@@ -289,6 +338,38 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     server.run(sockets=[sock])
     print(farewell(), flush=True)
     return 0
+
+
+def _fork_workers(sock: socket.socket, args: argparse.Namespace,
+                  make: Callable[[], tuple[ASGIApp, Callable[[], None]]]) -> None:
+    """args.workers processes accepting on `sock`; SIGINT/SIGTERM here stop them all."""
+    children: list[int] = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own state connection, app and event loop
+            status = 0
+            try:
+                app, release = make()
+                server = PartnerServer(make_config(app, host=args.host,
+                                                   port=sock.getsockname()[1], http=args.http,
+                                                   head_timeout_s=args.head_timeout), release)
+                server.run(sockets=[sock])
+            except BaseException:
+                logging.exception("worker %d failed", os.getpid())
+                status = 1
+            finally:
+                os._exit(status)
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for child in children:
+        os.waitpid(child, 0)
 
 
 def _raise_fd_limit() -> None:
@@ -322,20 +403,41 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
-    state = PartnerState(scenario, journal_size=max(1, args.journal_size),
-                         journal_bytes=args.journal_bytes, client_id=args.client_id,
-                         client_secret=args.client_secret)
-    app = create_app(state=state, admin_token=args.admin_token)
+    backend = _open_backend(args, scenario)
+    if isinstance(backend, int):
+        return backend
+
+    def make(backend: StateBackend | None) -> tuple[PartnerState, ASGIApp]:
+        state = PartnerState(scenario, journal_size=max(1, args.journal_size),
+                             journal_bytes=args.journal_bytes, client_id=args.client_id,
+                             client_secret=args.client_secret, backend=backend)
+        return state, create_app(state=state, admin_token=args.admin_token)
+
+    def worker() -> tuple[ASGIApp, Callable[[], None]]:
+        backend = _open_backend(args, scenario)
+        if isinstance(backend, int):
+            raise SystemExit(backend)
+        state, app = make(backend)
+        return app, state.waits.release_all
+
+    state, app = make(backend)
+    if backend is not None:
+        try:  # a fresh start for every worker: this scenario, budgets and journal afresh
+            state.reset()
+        except StateUnavailable as exc:
+            print(f"partnersim: --state: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     _freeze_startup_objects()
+    shared = "" if backend is None else f", {args.workers} worker(s) sharing {args.state}"
     return _run(app, args, lambda url: [
         f"partnersim: fake partner '{scenario.name}' (seed {scenario.seed}, "
-        f"{len(state.store)} orders, {len(scenario.rules)} rule(s))",
+        f"{len(state.store)} orders, {len(scenario.rules)} rule(s){shared})",
         f"  url:           {url}",
         f"  client_id:     {args.client_id}",
         f"  client_secret: {args.client_secret}",
         f"  admin:         {url}/__sim/health",
         f"  dashboard:     {url}/__sim/ui",
-    ], release=state.waits.release_all)
+    ], release=state.waits.release_all, workers=worker)
 
 
 def _replay(args: argparse.Namespace) -> int:

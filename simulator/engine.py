@@ -98,6 +98,28 @@ def sample_latency_ms(latency: Latency, rng: random.Random) -> float:
     return min(600_000.0, median * math.exp(rng.gauss(0.0, sigma)))
 
 
+def is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
+    """A cursor-drift rule lets a request without a cursor pass: it spends no `times`."""
+    return (
+        rule.fault is not None
+        and isinstance(rule.fault.action, CursorDrift)
+        and "cursor" not in request.query
+    )
+
+
+def pick_fault(rule: Rule, rng: random.Random) -> Fault:
+    """The rule's fault, or the seeded choice among its `one_of`."""
+    if rule.fault is not None:
+        return rule.fault
+    weights = [choice.weight for choice in rule.one_of]
+    return rng.choices(rule.one_of, weights=weights)[0].fault
+
+
+def request_digest(key: str) -> bytes:
+    """16 bytes standing for a request key in the occurrence counts."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 def _matches(rule: Rule, request: RequestInfo) -> bool:
     match = rule.match
     if match.method is not None and request.method not in match.method:
@@ -173,20 +195,29 @@ class FaultEngine:
                 return Decision(rule, fault, rng, bucket, moment)
         return None
 
-    @staticmethod
-    def _is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
-        # A cursor-drift rule lets a request without a cursor pass: it spends no `times`.
-        return (
-            rule.fault is not None
-            and isinstance(rule.fault.action, CursorDrift)
-            and "cursor" not in request.query
-        )
+    def candidates(self, request: RequestInfo,
+                   elapsed: float) -> list[tuple[Rule, Moment | None]]:
+        """The rules that match `request` `elapsed` seconds into the scenario, in order,
+        each with its timed moment: what a shared backend spends budgets on."""
+        found: list[tuple[Rule, Moment | None]] = []
+        for rule in self.scenario.rules:
+            if not _matches(rule, request):
+                continue
+            moment = None
+            if rule.timing is not None:
+                moment = rule.timing.moment(elapsed)
+                if moment is None:
+                    continue
+            found.append((rule, moment))
+        return found
+
+    _is_idle_cursor_drift = staticmethod(is_idle_cursor_drift)
 
     def _occurrence(self, key: str) -> int:
         if len(self._seen) >= MAX_REMEMBERED_REQUESTS:
             self.forgotten += len(self._seen)
             self._seen.clear()
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        digest = request_digest(key)
         seen = self._seen.get(digest, 0)
         self._seen[digest] = seen + 1
         return seen
@@ -197,12 +228,7 @@ class FaultEngine:
             return {"engine_requests_remembered": len(self._seen),
                     "engine_requests_forgotten": self.forgotten}
 
-    @staticmethod
-    def _pick(rule: Rule, rng: random.Random) -> Fault:
-        if rule.fault is not None:
-            return rule.fault
-        weights = [choice.weight for choice in rule.one_of]
-        return rng.choices(rule.one_of, weights=weights)[0].fault
+    _pick = staticmethod(pick_fault)
 
     def _bucket(self, index: int, spec: RateLimit) -> TokenBucket:
         bucket = self._buckets.get(index)

@@ -85,6 +85,35 @@ def _bounded(items: dict[str, str], budget: int) -> tuple[dict[str, str], int, b
     return kept, chars, cut
 
 
+def build_entry(at: float, method: str, path: str, query: dict[str, str],
+                headers: dict[str, str]) -> tuple[dict[str, Any], int, bool]:
+    """A new journal entry (seq 0), its estimated size in bytes, and whether anything
+    was cut to keep it bounded."""
+    # Redact first: a cut value must never leave the prefix of a secret in clear.
+    kept_headers, header_chars, cut_headers = _bounded(redact_headers(headers),
+                                                       MAX_ENTRY_CHARS)
+    kept_query, query_chars, cut_query = _bounded(
+        redact_query(query) if query else {}, MAX_ENTRY_CHARS - header_chars)
+    if len(path) > MAX_VALUE_CHARS:
+        path = f"{path[:MAX_VALUE_CHARS]}...<{len(path) - MAX_VALUE_CHARS} more>"
+        cut_query = True
+    entry: dict[str, Any] = {
+        "seq": 0,
+        "at": at,
+        "method": method[:64],
+        "path": path,
+        "query": kept_query,
+        "headers": kept_headers,
+        "status": None,
+        "rule": None,
+        "fault": None,
+        "duration_ms": None,
+    }
+    size = (_ENTRY_OVERHEAD + len(path) + header_chars + query_chars
+            + _ITEM_OVERHEAD * (len(kept_headers) + len(kept_query)))
+    return entry, size, cut_headers or cut_query
+
+
 class Journal:
     """A thread-safe ring buffer of journal entries (plain dicts), bounded in entries
     (`size`) and in estimated bytes (`max_bytes`)."""
@@ -105,33 +134,12 @@ class Journal:
 
     def open(self, at: float, method: str, path: str, query: dict[str, str],
              headers: dict[str, str]) -> dict[str, Any]:
-        # Redact first: a cut value must never leave the prefix of a secret in clear.
-        kept_headers, header_chars, cut_headers = _bounded(redact_headers(headers),
-                                                           MAX_ENTRY_CHARS)
-        kept_query, query_chars, cut_query = _bounded(
-            redact_query(query) if query else {}, MAX_ENTRY_CHARS - header_chars)
-        if len(path) > MAX_VALUE_CHARS:
-            path = f"{path[:MAX_VALUE_CHARS]}...<{len(path) - MAX_VALUE_CHARS} more>"
-            cut_query = True
-        entry: dict[str, Any] = {
-            "seq": 0,
-            "at": at,
-            "method": method[:64],
-            "path": path,
-            "query": kept_query,
-            "headers": kept_headers,
-            "status": None,
-            "rule": None,
-            "fault": None,
-            "duration_ms": None,
-        }
-        size = (_ENTRY_OVERHEAD + len(path) + header_chars + query_chars
-                + _ITEM_OVERHEAD * (len(kept_headers) + len(kept_query)))
+        entry, size, cut = build_entry(at, method, path, query, headers)
         with self._lock:
             entry["seq"] = next(self._seq)
             self._entries.append((entry, size))
             self._bytes += size
-            if cut_headers or cut_query:
+            if cut:
                 self.truncated += 1
             while len(self._entries) > self.size:
                 self._bytes -= self._entries.popleft()[1]

@@ -21,6 +21,7 @@ from typing import Any, Literal, Self
 import uvicorn
 
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
+from partnerkit.simulator.backends import default_prefix, open_state
 from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
@@ -235,10 +236,14 @@ class FakePartner(_PartnerControls):
                  *, seed: int | None = None, host: str = "127.0.0.1", port: int = 0,
                  http: HttpStack = "httptools", journal_size: int = 10_000,
                  journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
-                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
-        self.state: PartnerState = PartnerState(coerce_scenario(scenario, seed),
-                                                journal_size=journal_size,
-                                                journal_bytes=journal_bytes)
+                 head_timeout_s: float = HEAD_TIMEOUT_S, state: str = "memory",
+                 state_prefix: str | None = None) -> None:
+        parsed = coerce_scenario(scenario, seed)
+        prefix = state_prefix or default_prefix(parsed.name if parsed else "default")
+        backend = open_state(state, prefix, journal_size=journal_size,
+                             journal_bytes=journal_bytes)
+        self.state: PartnerState = PartnerState(parsed, journal_size=journal_size,
+                                                journal_bytes=journal_bytes, backend=backend)
         self.app = create_app(state=self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)

@@ -96,3 +96,24 @@ class StateBackend(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def healthy(self) -> bool: ...
+
+
+def default_prefix(scenario_name: str) -> str:
+    """The key prefix of a fake partner named `scenario_name` in a shared Redis."""
+    return f"partnersim:{scenario_name}:"
+
+
+def open_state(spec: str, prefix: str, *, journal_size: int,
+               journal_bytes: int) -> StateBackend | None:
+    """The backend `spec` names: None for "memory" (the PartnerState makes its own),
+    or a Redis at redis://HOST:PORT/DB or unix:///PATH (StateUnavailable when it
+    does not answer; ImportError without the partnerkit[redis] extra)."""
+    if spec == "memory":
+        return None
+    if not spec.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--state must be memory, redis://HOST:PORT/DB or unix:///PATH, "
+                         f"not {spec!r}")
+    from partnerkit.simulator.backends.redis import RedisBackend, connect
+
+    return RedisBackend(connect(spec), prefix, journal_size=journal_size,
+                        journal_bytes=journal_bytes)
