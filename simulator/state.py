@@ -127,6 +127,10 @@ class PartnerState:
         return self.backend.acks
 
     def _install(self, scenario: Scenario) -> None:
+        if self.backend.name != "memory" and (problems := dataset_faults(
+                scenario, f"the {self.backend.name} state does not share data-set changes "
+                "between workers yet")):
+            raise ScenarioError(problems, "shared state")
         engine = FaultEngine(scenario, self.clock.monotonic)
         store = build_store(scenario.seed, scenario.dataset)
         with self._lock:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from partnerkit.simulator import FakePartner
+from tests.redis_server import RedisServer
 
 # Explicit Hypothesis profiles (PITFALLS 15: CI=true would load Hypothesis'
 # own "ci" profile). The fast one is derandomized, so `make test` is
@@ -67,3 +68,11 @@ def http(partner: FakePartner) -> Iterator[httpx.Client]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for the whole session (skips without the binary, not in CI)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -1,0 +1,189 @@
+"""Two workers sharing one real Redis answer exactly as one process would.
+
+Each "worker" is a FakePartner on its own socket and event loop with its own
+Redis connection, under one state prefix; every request goes on a fresh
+connection, alternating between them, so both really serve.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from partnerkit.simulator import FakePartner
+from partnerkit.simulator.scenario import ScenarioError
+from tests.conftest import fetch_token
+from tests.redis_server import RedisServer
+
+TOKEN_FORM = {"grant_type": "client_credentials", "client_id": "orderops",
+              "client_secret": "orderops-secret"}
+
+
+@contextmanager
+def workers(url: str, scenario: dict[str, Any], count: int = 2) -> Iterator[list[FakePartner]]:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    partners = [FakePartner(scenario, state=url, state_prefix=prefix) for _ in range(count)]
+    try:
+        for partner in partners:
+            partner.start()
+        partners[0].reset()  # budgets and journal afresh for all
+        yield partners
+    finally:
+        for partner in partners:
+            partner.close()
+
+
+def token_of(partner: FakePartner) -> str:
+    with httpx.Client(base_url=partner.url, timeout=5) as http:
+        return fetch_token(http)
+
+
+#: Every request on a fresh connection, so each worker serves its share.
+FRESH = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def get(partner: FakePartner, path: str, token: str) -> httpx.Response:
+    return FRESH.get(partner.url + path, headers={"authorization": f"Bearer {token}"})
+
+
+def fan_out(partners: list[FakePartner], paths: list[str], token: str) -> list[int]:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(lambda item: get(partners[item[0] % len(partners)], item[1],
+                                              token).status_code, enumerate(paths)))
+
+
+def test_times_fires_exactly_its_budget_under_200_concurrent_requests(
+        redis_server: RedisServer) -> None:
+    scenario = {"rules": [{"name": "five", "match": {"path": "/v1/orders/*"}, "times": 5,
+                           "fault": {"status": 503}}]}
+    with workers(redis_server.url, scenario) as (a, b):
+        token = token_of(a)
+        statuses = fan_out([a, b], [f"/v1/orders/ORD-{n % 50 + 1:06d}" for n in range(200)],
+                           token)
+        assert Counter(statuses) == {503: 5, 200: 195}
+        assert a.state.spent() == b.state.spent() == [5]
+        entries = b.journal()
+        seqs = [entry["seq"] for entry in entries]
+        assert sorted(seqs) == list(range(1, 202))  # the token request, then the 200
+        assert sum(entry["rule"] == "five" for entry in entries) == 5
+
+
+def test_a_bucket_admits_exactly_its_limit_across_workers(redis_server: RedisServer) -> None:
+    scenario = {"rules": [{"match": {"path": "/v1/orders/*"},
+                           "fault": {"rate_limit": {"limit": 10, "per_s": 3600}}}]}
+    with workers(redis_server.url, scenario) as (a, b):
+        token = token_of(b)
+        statuses = fan_out([a, b], ["/v1/orders/ORD-000001"] * 60, token)
+        assert Counter(statuses) == {200: 10, 429: 50}
+        late = get(a, "/v1/orders/ORD-000002", token)
+        assert late.status_code == 429
+        assert 350 <= int(late.headers["retry-after"]) <= 360  # 360 s a token, less elapsed
+
+
+def test_a_token_works_on_every_worker_and_its_revocation_reaches_all(
+        redis_server: RedisServer) -> None:
+    scenario = {"rules": [{"match": {"path": "/v1/orders/ORD-000002"}, "times": 1,
+                           "fault": {"auth": "expire_token"}}]}
+    with workers(redis_server.url, scenario) as (a, b):
+        token = token_of(a)
+        assert get(b, "/v1/orders/ORD-000001", token).status_code == 200
+        assert get(b, "/v1/orders/ORD-000002", token).status_code == 401  # revoked on b
+        assert get(a, "/v1/orders/ORD-000001", token).status_code == 401  # and on a
+        assert get(a, "/v1/orders/ORD-000001", token_of(b)).status_code == 200
+        assert get(a, "/v1/orders/ORD-000001", "sim-unknown").status_code == 401
+
+
+def test_a_scenario_swap_reaches_every_worker_before_put_returns(
+        redis_server: RedisServer) -> None:
+    with workers(redis_server.url, {"rules": []}) as (a, b):
+        token = token_of(a)
+        assert get(b, "/v1/orders/ORD-000001", token).status_code == 200
+        swapped = httpx.put(a.url + "/__sim/scenario", timeout=5, content=(
+            b'{"name": "swapped", "rules": [{"match": {"path": "/v1/orders/*"}, '
+            b'"times": 1, "fault": {"status": 500}}]}'))
+        assert swapped.status_code == 200, swapped.text
+        assert get(b, "/v1/orders/ORD-000001", token).status_code == 500
+        assert get(a, "/v1/orders/ORD-000001", token).status_code == 200  # times: 1, shared
+        assert httpx.get(b.url + "/__sim/scenario").json()["spent"] == [1]
+        assert httpx.post(b.url + "/__sim/reset").status_code == 200
+        assert get(a, "/v1/orders/ORD-000001", token).status_code == 500  # budgets afresh
+        assert len(a.journal()) == 1  # the journal too, for every worker
+
+
+CHAOS = {"seed": 7, "rules": [
+    {"name": "chaos", "match": {"path": "/v1/orders/*"}, "probability": 0.3,
+     "fault": {"one_of": [{"weight": 2, "status": 503}, {"weight": 1, "status": 500}]}},
+    {"name": "every-third", "match": {"path": "/v1/orders/*"}, "after": 2, "every": 3,
+     "fault": {"status": 502}},
+]}
+
+
+def test_seeded_decisions_are_the_same_with_one_memory_worker_and_two_on_redis(
+        redis_server: RedisServer) -> None:
+    paths = [f"/v1/orders/ORD-{n % 7 + 1:06d}" for n in range(80)]
+    with FakePartner(CHAOS) as alone:
+        token = token_of(alone)
+        expected = [get(alone, path, token).status_code for path in paths]
+    assert set(expected) == {200, 500, 502, 503}  # every kind of decision is compared
+    with workers(redis_server.url, CHAOS) as pair:
+        token = token_of(pair[0])
+        shared = [get(pair[n % 2], path, token).status_code for n, path in enumerate(paths)]
+    assert shared == expected
+
+
+def test_acknowledgements_first_writer_wins_and_keys_replay_everywhere(
+        redis_server: RedisServer) -> None:
+    with workers(redis_server.url, {"rules": []}) as (a, b):
+        token = token_of(a)
+        path = "/v1/orders/ORD-000003/acknowledgements"
+
+        def ack(partner: FakePartner, key: str | None) -> httpx.Response:
+            headers = {"authorization": f"Bearer {token}"}
+            if key is not None:
+                headers["idempotency-key"] = key
+            return FRESH.post(partner.url + path, headers=headers)
+
+        first = ack(a, "k-1")
+        assert first.status_code == 201
+        again = ack(b, "k-1")
+        assert (again.status_code, again.content) == (200, first.content)
+        assert ack(b, None).status_code == 409
+        assert ack(a, "k-2").status_code == 409
+
+
+def test_data_set_changes_are_refused_until_they_are_shared(redis_server: RedisServer) -> None:
+    drift = {"rules": [{"match": {"path": "/v1/orders"}, "fault": {"cursor_drift": {"insert": 2}}}]}
+    with pytest.raises(ScenarioError, match="does not share data-set changes"):
+        FakePartner(drift, state=redis_server.url, state_prefix=f"test:{uuid.uuid4().hex}:")
+
+
+def test_redis_lost_mid_run_is_503_never_a_pass_and_workers_recover(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        scenario = {"rules": [{"match": {"path": "/v1/orders/*"}, "times": 1,
+                               "fault": {"status": 503}}]}
+        with workers(server.url, scenario) as (a, b):
+            token = token_of(a)
+            server.stop()
+            lost = get(b, "/v1/orders/ORD-000001", token)
+            assert lost.status_code == 503
+            assert lost.json()["error"] == "state_backend_unavailable"
+            health = httpx.get(a.url + "/__sim/health", timeout=5)
+            assert (health.status_code, health.json()["error"]) == (
+                503, "state_backend_unavailable")
+            server.start()  # empty: no persistence, so tokens are gone and budgets afresh
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 401
+            token = token_of(b)
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 503  # times: 1 again
+            assert get(b, "/v1/orders/ORD-000001", token).status_code == 200
+            assert httpx.get(b.url + "/__sim/health", timeout=5).json()["status"] == "ok"
+    finally:
+        server.stop()
