@@ -125,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--faults", type=Path, metavar="SCENARIO",
                        help="scenario whose faults act on the upstream's traffic (YAML or JSON)")
     proxy.add_argument("--seed", type=int, help="override the scenario's seed")
+    _state_options(proxy)
     proxy.add_argument("--out", type=Path, metavar="CASSETTE",
                        help="also record the clean answers into this cassette (refused if it "
                             "exists, unless --append)")
@@ -531,14 +532,39 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"partnersim: --timeout {args.timeout}: must be more than 0 seconds",
               file=sys.stderr)
         return EXIT_INVALID
+    if args.workers > 1 and args.out is not None:
+        print("partnersim: --out records from one process: use --workers 1 to record",
+              file=sys.stderr)
+        return EXIT_INVALID
     upstream = Upstream(args.upstream, timeout_s=args.timeout, forwarded=True)
     try:
         scenario = _load(args.faults, args.seed)
-        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
-                           journal_bytes=args.journal_bytes)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
+    backend = _open_backend(args, scenario)
+    if isinstance(backend, int):
+        return backend
+    try:
+        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes, backend=backend)
+        if backend is not None:
+            state.reset()
+    except ScenarioError as exc:
+        _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
+        return EXIT_INVALID
+    except StateUnavailable as exc:
+        print(f"partnersim: --state: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+    def worker() -> tuple[ASGIApp, Callable[[], None]]:
+        shared = _open_backend(args, scenario)
+        if isinstance(shared, int):
+            raise SystemExit(shared)
+        mine = ProxyState(Upstream(args.upstream, timeout_s=args.timeout, forwarded=True),
+                          scenario, journal_size=max(1, args.journal_size),
+                          journal_bytes=args.journal_bytes, backend=shared)
+        return create_proxy_app(mine, admin_token=args.admin_token), mine.waits.release_all
     writer: CassetteWriter | None = None
     if args.out is not None:
         opened = _open_cassette(args.out, args.append)
@@ -560,7 +586,8 @@ def _proxy(args: argparse.Namespace) -> int:
             f"  dashboard:     {url}/__sim/ui",
         ], release=state.waits.release_all, aclose=upstream.aclose,
             farewell=lambda: "partnersim: stopped" + (
-                f"; {writer.count} interactions in {args.out}" if writer is not None else ""))
+                f"; {writer.count} interactions in {args.out}" if writer is not None else ""),
+            workers=worker)
     finally:
         if writer is not None:
             writer.close()

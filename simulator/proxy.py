@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.backends import StateBackend
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Message, Receive, Scope, Send
 from partnerkit.simulator.http1 import Answer, UpstreamError
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
@@ -55,10 +56,12 @@ class ProxyState(OverlayState):
 
     def __init__(self, upstream: Upstream, scenario: Scenario | None = None, *,
                  tee: CassetteTee | None = None, journal_size: int = 10_000,
-                 journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES,
+                 backend: StateBackend | None = None) -> None:
         self.upstream = upstream
         self.tee = tee
-        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
+        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes,
+                         backend=backend)
 
     def describe(self) -> dict[str, Any]:
         facts = {**super().describe(), "mode": "proxy", "upstream": self.upstream.url,

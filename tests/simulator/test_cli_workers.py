@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from partnerkit.simulator import FakePartner
 from tests.conftest import fetch_token
 from tests.redis_server import RedisServer
 from tests.simulator.test_cli import PARTNERSIM, REPO, _run
@@ -84,3 +85,36 @@ def test_two_worker_processes_spend_one_budget(redis_server: RedisServer,
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_two_proxy_workers_spend_one_budget(redis_server: RedisServer, tmp_path: Path) -> None:
+    faults = tmp_path / "three.yaml"
+    faults.write_text('name: three\nrules:\n  - {match: {path: "/v1/orders/*"}, times: 3, '
+                      'fault: {status: 502}}\n')
+    with FakePartner() as upstream:
+        process = subprocess.Popen(
+            [*PARTNERSIM, "proxy", "--upstream", upstream.url, "--port", "0", "--workers", "2",
+             "--faults", str(faults), "--state", redis_server.url,
+             "--state-prefix", f"test:{uuid.uuid4().hex}:"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert process.stdout is not None
+            banner = "".join(process.stdout.readline() for _ in range(2))
+            found = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", banner)
+            assert found, banner
+            fresh = httpx.Client(base_url=found.group(1), timeout=5,
+                                 limits=httpx.Limits(max_keepalive_connections=0))
+            with fresh:
+                headers = {"authorization": f"Bearer {fetch_token(fresh)}"}
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    statuses = list(pool.map(
+                        lambda n: fresh.get(f"/v1/orders/ORD-{n % 50 + 1:06d}",
+                                            headers=headers).status_code, range(40)))
+            assert Counter(statuses) == {502: 3, 200: 37}
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
