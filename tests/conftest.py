@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,7 +46,14 @@ def authed_client(url: str, timeout: float = 5.0) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def partner_server() -> Iterator[FakePartner]:
+def partner_server(request: pytest.FixtureRequest) -> Iterator[FakePartner]:
+    """The module's fake partner; PARTNERKIT_TEST_STATE=redis runs it on a real Redis
+    (the shared-state backend) instead of memory, e.g. for the live contract suite."""
+    if os.environ.get("PARTNERKIT_TEST_STATE") == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        with FakePartner(state=redis.url, state_prefix=f"test:{uuid.uuid4().hex}:") as partner:
+            yield partner
+        return
     with FakePartner() as partner:
         yield partner
 
