@@ -165,11 +165,12 @@ _PUBLISH = """
 local p = ARGV[1]
 redis.call('DEL', p .. 'matched', p .. 'acted', p .. 'occ', p .. 'bucket', p .. 'ack',
            p .. 'ackkey')
+local t = redis.call('TIME')
 if ARGV[3] == '1' then
   redis.call('DEL', p .. 'j', p .. 'js')
   redis.call('SET', p .. 'jbytes', 0)
+  redis.call('SET', p .. 'jcleared', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 end
-local t = redis.call('TIME')
 local started = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 redis.call('SET', p .. 'scenario', ARGV[2])
 redis.call('SET', p .. 'started', started)
@@ -210,18 +211,23 @@ if key ~= '' then redis.call('HSET', p .. 'ackkey', order, key) end
 return {201, ARGV[4]}
 """
 
-# ARGV: prefix, most entries, most bytes, then 3 per entry: the entry's JSON after
-# its opening brace (without seq), its estimated size, cut (1/0). Reply: first seq.
+# ARGV: prefix, most entries, most bytes, then 4 per entry: the entry's JSON after
+# its opening brace (without seq), its estimated size, cut (1/0), arrival (unix
+# seconds). An entry that arrived before the journal was last cleared is left out,
+# as the memory journal drops it with the clear. Reply: first seq.
 _APPEND = """
 local p, most, most_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cleared = tonumber(redis.call('GET', p .. 'jcleared') or '0')
 local first = nil
-for i = 4, #ARGV, 3 do
-  local seq = redis.call('INCR', p .. 'jseq')
-  first = first or seq
-  redis.call('RPUSH', p .. 'j', '{"seq":' .. seq .. ',' .. ARGV[i])
-  redis.call('RPUSH', p .. 'js', ARGV[i + 1])
-  redis.call('INCRBY', p .. 'jbytes', ARGV[i + 1])
-  if ARGV[i + 2] == '1' then redis.call('INCR', p .. 'jtruncated') end
+for i = 4, #ARGV, 4 do
+  if tonumber(ARGV[i + 3]) >= cleared then
+    local seq = redis.call('INCR', p .. 'jseq')
+    first = first or seq
+    redis.call('RPUSH', p .. 'j', '{"seq":' .. seq .. ',' .. ARGV[i])
+    redis.call('RPUSH', p .. 'js', ARGV[i + 1])
+    redis.call('INCRBY', p .. 'jbytes', ARGV[i + 1])
+    if ARGV[i + 2] == '1' then redis.call('INCR', p .. 'jtruncated') end
+  end
 end
 while redis.call('LLEN', p .. 'j') > most do
   redis.call('LPOP', p .. 'j')
@@ -234,6 +240,16 @@ while tonumber(redis.call('GET', p .. 'jbytes')) > most_bytes
   redis.call('INCR', p .. 'jdropped')
 end
 return first
+"""
+
+
+# ARGV: prefix. The journal empty, and entries that arrived before now left out.
+_CLEAR = """
+local p = ARGV[1]
+local t = redis.call('TIME')
+redis.call('DEL', p .. 'j', p .. 'js')
+redis.call('SET', p .. 'jbytes', 0)
+redis.call('SET', p .. 'jcleared', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 """
 
 
@@ -331,6 +347,7 @@ class RedisJournal:
         self.size = size
         self.max_bytes = max_bytes
         self._append = client.register_script(_APPEND)
+        self._clear = client.register_script(_CLEAR)
         self._link = link or Link(client)
         self._sizes: dict[int, tuple[int, bool]] = {}  # id(entry) -> (size, cut)
         self._batch: list[Any] = []
@@ -349,8 +366,8 @@ class RedisJournal:
         entry.pop("seq", None)
         text = json.dumps(entry, separators=(",", ":"))
         with self._batch_lock:
-            self._batch += [text[1:], len(text) + 64, "1" if cut else "0"]
-            full = len(self._batch) >= 3 * MAX_BATCH
+            self._batch += [text[1:], len(text) + 64, "1" if cut else "0", repr(entry["at"])]
+            full = len(self._batch) >= 4 * MAX_BATCH
             if self._flush_due and not full:
                 return
             self._flush_due = True
@@ -374,7 +391,7 @@ class RedisJournal:
         try:
             self._link.run(self._append, [self._prefix, self.size, self.max_bytes, *batch])
         except StateUnavailable:
-            self.lost += len(batch) // 3
+            self.lost += len(batch) // 4
 
     def _read(self, start: int, end: int) -> list[dict[str, Any]]:
         self.flush()
@@ -396,7 +413,7 @@ class RedisJournal:
 
     def clear(self) -> None:
         self.flush()
-        _call(lambda: self._pipeline(["DEL", "j", "js"], ["SET", "jbytes", 0]))
+        _run(self._clear, [self._prefix])
 
     def stats(self) -> dict[str, int]:
         length, used, dropped, cut = _call(lambda: self._pipeline(

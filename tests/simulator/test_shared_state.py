@@ -190,3 +190,21 @@ def test_redis_lost_mid_run_is_503_never_a_pass_and_workers_recover(tmp_path: Pa
             assert httpx.get(b.url + "/__sim/health", timeout=5).json()["status"] == "ok"
     finally:
         server.stop()
+
+
+def test_a_request_in_flight_at_a_reset_stays_out_of_the_new_journal(
+        redis_server: RedisServer) -> None:
+    scenario = {"rules": [{"match": {"path": "/v1/orders/*"}, "times": 1,
+                           "fault": {"disconnect": "hang"}}]}
+    with workers(redis_server.url, scenario) as (a, b):
+        token = token_of(a)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hung = pool.submit(lambda: FRESH.get(a.url + "/v1/orders/ORD-000001", timeout=0.5,
+                                                 headers={"authorization": f"Bearer {token}"}))
+            time.sleep(0.2)
+            b.clear_journal()  # as DELETE /__sim/journal would, on the other worker
+            with pytest.raises(httpx.ReadTimeout):
+                hung.result(timeout=5)
+        assert get(b, "/v1/orders/ORD-000002", token).status_code == 200
+        time.sleep(0.2)  # the hung entry's completion has been sent by now
+        assert [entry["path"] for entry in a.journal()] == ["/v1/orders/ORD-000002"]
