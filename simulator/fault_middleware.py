@@ -281,15 +281,9 @@ class FaultMiddleware:
             await exchange.emit(Answer.json(
                 410, {"error": "cursor_expired", "message": "the cursor has expired"}))
             return
-        if position is not None:
-            store, rng = self.state.store, decision.rng
-            drifted: dict[str, list[str]] = {}
-            if action.insert:
-                drifted["inserted"] = store.insert_behind(rng, position, action.insert)
-            if action.update:
-                drifted["updated"] = store.update_served(rng, position, action.update)
-            if action.delete:
-                drifted["deleted"] = store.delete_unserved(rng, position, action.delete)
+        if position is not None and raw_cursor is not None and (
+                action.insert or action.update or action.delete):
+            drifted = self.state.backend.drift(action, decision.rng, raw_cursor)
             if drifted:
                 exchange.entry["fault"] = {**exchange.entry["fault"], "drifted": drifted}
         if not action.repeat or raw_cursor is None:

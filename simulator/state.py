@@ -127,17 +127,13 @@ class PartnerState:
         return self.backend.acks
 
     def _install(self, scenario: Scenario) -> None:
-        if self.backend.name != "memory" and (problems := dataset_faults(
-                scenario, f"the {self.backend.name} state does not share data-set changes "
-                "between workers yet")):
-            raise ScenarioError(problems, "shared state")
         engine = FaultEngine(scenario, self.clock.monotonic)
         store = build_store(scenario.seed, scenario.dataset)
         with self._lock:
             self.scenario = scenario
             self.engine = engine
             self.store: OrderStore = store
-            self.backend.install(scenario, engine)
+            self.backend.install(scenario, engine, store)
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Replace the scenario; budgets and the data set start afresh, the journal stays."""

@@ -10,14 +10,30 @@ Redis, so N workers answer exactly as one process would. What is read-only
 
 from __future__ import annotations
 
+import random
 from typing import Any, Literal, Protocol
 
+from partnerkit.simulator.cursor import CursorPosition
+from partnerkit.simulator.dataset import OrderStore
 from partnerkit.simulator.engine import Decision, FaultEngine, RequestInfo
-from partnerkit.simulator.scenario import Scenario
+from partnerkit.simulator.scenario import CursorDrift, Scenario
 
 #: What to check of a request's bearer token before any rule: that it is live
 #: (the simulated partner), only that it was not revoked (a proxy), or nothing.
 TokenCheck = Literal["valid", "revoked", "none"]
+
+
+def apply_drift(store: OrderStore, action: CursorDrift, rng: random.Random,
+                position: CursorPosition) -> dict[str, list[str]]:
+    """The data-set changes of a cursor_drift fault, drawn from `rng`."""
+    drifted: dict[str, list[str]] = {}
+    if action.insert:
+        drifted["inserted"] = store.insert_behind(rng, position, action.insert)
+    if action.update:
+        drifted["updated"] = store.update_served(rng, position, action.update)
+    if action.delete:
+        drifted["deleted"] = store.delete_unserved(rng, position, action.delete)
+    return drifted
 
 
 class StateUnavailable(RuntimeError):
@@ -68,8 +84,8 @@ class StateBackend(Protocol):
     @property
     def journal(self) -> JournalStore: ...
 
-    def install(self, scenario: Scenario, engine: FaultEngine) -> None:
-        """This process now runs `scenario` with `engine` (compiled here)."""
+    def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
+        """This process now runs `scenario` with `engine` and `store` (built here)."""
 
     def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
         """Make `scenario` every worker's, with budgets, buckets and acknowledgements
@@ -81,6 +97,11 @@ class StateBackend(Protocol):
     def admit(self, request: RequestInfo, token: str | None,
               check: TokenCheck) -> Decision | None:
         """Check the token (TokenRefused), then spend the budgets of the rule that acts."""
+
+    def drift(self, action: CursorDrift, rng: random.Random,
+              cursor: str) -> dict[str, list[str]]:
+        """Change the data set as `action` says, behind `cursor`, for every worker;
+        what changed (inserted/updated/deleted order ids)."""
 
     def issue_token(self, seed: int, ttl_s: int) -> str: ...
 

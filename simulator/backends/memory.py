@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from partnerkit.simulator.backends import TokenCheck, TokenRefused
+from partnerkit.simulator.backends import TokenCheck, TokenRefused, apply_drift
 from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
+from partnerkit.simulator.cursor import decode_cursor
+from partnerkit.simulator.dataset import OrderStore
 from partnerkit.simulator.engine import Decision, FaultEngine, RequestInfo
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
-from partnerkit.simulator.scenario import Scenario
+from partnerkit.simulator.scenario import CursorDrift, Scenario
 from partnerkit.simulator.tokens import TokenStore
 
 
@@ -31,10 +34,12 @@ class MemoryBackend:
         self.journal = Journal(journal_size, journal_bytes)
         self.tokens = TokenStore(clock.monotonic)
         self.engine: FaultEngine | None = None
+        self.store: OrderStore | None = None
         self.acks: dict[str, Acknowledgement] = {}
 
-    def install(self, scenario: Scenario, engine: FaultEngine) -> None:
+    def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
+        self.store = store
         self.acks = {}
 
     def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
@@ -53,6 +58,11 @@ class MemoryBackend:
             raise TokenRefused("token expired")
         assert self.engine is not None
         return self.engine.decide(request)
+
+    def drift(self, action: CursorDrift, rng: random.Random,
+              cursor: str) -> dict[str, list[str]]:
+        assert self.store is not None
+        return apply_drift(self.store, action, rng, decode_cursor(cursor))
 
     def issue_token(self, seed: int, ttl_s: int) -> str:
         return self.tokens.issue(seed, ttl_s)

@@ -13,6 +13,9 @@ atomic however many workers race:
   cannot run) and the script is called once more with the verdict.
 - `publish`: a new scenario (or a reset) for every worker, with budgets,
   buckets and acknowledgements afresh, before the admin call returns.
+- the data set's changes (cursor drift): a log of changes, each with the seeded
+  generator state it was drawn with, that every worker applies in log order
+  before its next answer (the admit script returns the log's length);
 - tokens (issued, expiring, revoked), acknowledgements, and the journal: a
   list of completed entries under one global `seq`, bounded in entries and
   bytes, appended in batches (one script call per event-loop tick).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 import threading
 import time
@@ -45,7 +49,10 @@ from partnerkit.simulator.backends import (
     StateUnavailable,
     TokenCheck,
     TokenRefused,
+    apply_drift,
 )
+from partnerkit.simulator.cursor import decode_cursor
+from partnerkit.simulator.dataset import OrderStore
 from partnerkit.simulator.engine import (
     MAX_REMEMBERED_REQUESTS,
     BucketOutcome,
@@ -58,7 +65,7 @@ from partnerkit.simulator.engine import (
     seeded_rng,
 )
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, _with_iso_time, build_entry
-from partnerkit.simulator.scenario import RateLimit, Scenario
+from partnerkit.simulator.scenario import CursorDrift, RateLimit, Scenario
 from partnerkit.simulator.tokens import MAX_LIVE_TOKENS
 
 T = TypeVar("T")
@@ -100,7 +107,8 @@ end
 # ARGV: prefix, version, check, token, digest, occurrence (-1), resume position (0),
 # verdict, then 8 per candidate rule: index, after, every, times (-1: none),
 # idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
-# Reply: {0, occ} no rule acts · {1, index, occ[, allowed, remaining, retry]} it acts ·
+# Reply: {0, occ, drifts} no rule acts · {1, index, occ, drifts[, allowed, remaining,
+# retry]} it acts (drifts: the length of the data set's change log) ·
 # {2, position, occ} draw for that rule, then call again · {3, version} stale ·
 # {4} token unknown or expired · {5} token revoked.
 _ADMIT = _BUCKET + """
@@ -147,12 +155,12 @@ for i = 1, n do
     local limit = tonumber(ARGV[b + 7])
     if limit > 0 then
       local got = take(p, index, limit, tonumber(ARGV[b + 8]), now)
-      return {1, tonumber(index), occ, got[1], got[2], got[3]}
+      return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift'), got[1], got[2], got[3]}
     end
-    return {1, tonumber(index), occ}
+    return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift')}
   end
 end
-return {0, occ}
+return {0, occ, redis.call('LLEN', p .. 'drift')}
 """
 
 # ARGV: prefix, index, limit, per_s (a rate_limit picked by a one_of).
@@ -164,7 +172,7 @@ return take(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), clock())
 _PUBLISH = """
 local p = ARGV[1]
 redis.call('DEL', p .. 'matched', p .. 'acted', p .. 'occ', p .. 'bucket', p .. 'ack',
-           p .. 'ackkey')
+           p .. 'ackkey', p .. 'drift')
 local t = redis.call('TIME')
 if ARGV[3] == '1' then
   redis.call('DEL', p .. 'j', p .. 'js')
@@ -175,6 +183,14 @@ local started = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 redis.call('SET', p .. 'scenario', ARGV[2])
 redis.call('SET', p .. 'started', started)
 return {redis.call('INCR', p .. 'ver'), started}
+"""
+
+# ARGV: prefix, version, a change of the data set (JSON). Reply: the change log's new
+# length, or 0 if the scenario changed meanwhile (the change belongs to no one).
+_DRIFT = """
+local p = ARGV[1]
+if tonumber(redis.call('GET', p .. 'ver') or '0') ~= tonumber(ARGV[2]) then return 0 end
+return redis.call('RPUSH', p .. 'drift', ARGV[3])
 """
 
 # ARGV: prefix, token, ttl_s, most live tokens.
@@ -447,13 +463,17 @@ class RedisBackend:
         self._issue = client.register_script(_ISSUE)
         self._revoke = client.register_script(_REVOKE)
         self._ack = client.register_script(_ACK)
+        self._drift = client.register_script(_DRIFT)
         self.engine: FaultEngine | None = None
+        self.store: OrderStore | None = None
+        self.drifts_applied = 0  # entries of the shared change log applied to self.store
         self.version = -1  # the shared scenario's version this process runs
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
 
-    def install(self, scenario: Scenario, engine: FaultEngine) -> None:
+    def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
+        self.store, self.drifts_applied = store, 0
         if self._adopting is not None:
             self.version, self.started = self._adopting
             self._adopting = None
@@ -507,6 +527,7 @@ class RedisBackend:
             reply = self.link.run(self._admit, args)
             code = reply[0]
             if code == 0:
+                self._catch_up(int(reply[2]))
                 return None
             if code == 3:
                 self._stale()  # raises ScenarioChanged, or started Redis afresh: again
@@ -530,6 +551,7 @@ class RedisBackend:
                 args[5:8] = [occurrence, position, "1" if passed else "0"]
                 continue
             index, occurrence = int(reply[1]), int(reply[2])
+            self._catch_up(int(reply[3]))
             rule, moment = next(item for item in candidates if item[0].index == index)
             if drawn_rng is not None and drawn_rng[0] == index:
                 rng = drawn_rng[1]
@@ -537,16 +559,48 @@ class RedisBackend:
                 rng = seeded_rng(seed, index, key, occurrence)
             fault = pick_fault(rule, rng)
             outcome = None
-            if len(reply) > 3:
+            if len(reply) > 4:
                 assert isinstance(fault.action, RateLimit)
-                outcome = BucketOutcome(reply[3] == 1, fault.action.limit, int(reply[4]),
-                                        int(reply[5]))
+                outcome = BucketOutcome(reply[4] == 1, fault.action.limit, int(reply[5]),
+                                        int(reply[6]))
             elif isinstance(fault.action, RateLimit):  # picked by a one_of
                 take = [self.prefix, index, fault.action.limit, fault.action.per_s]
                 allowed, remaining, retry = _run(self._take, take)
                 outcome = BucketOutcome(allowed == 1, fault.action.limit, int(remaining),
                                         int(retry))
             return Decision(rule, fault, rng, outcome, moment)
+
+    def drift(self, action: CursorDrift, rng: random.Random,
+              cursor: str) -> dict[str, list[str]]:
+        """Append the change to the shared log, then apply the log in its order up to
+        and including it: every worker applies the same changes in the same order."""
+        version, state, gauss = rng.getstate()
+        change = json.dumps({"cursor": cursor, "insert": action.insert,
+                             "update": action.update, "delete": action.delete,
+                             "rng": [version, list(state), gauss]}, separators=(",", ":"))
+        length = int(_run(self._drift, [self.prefix, self.version, change]))
+        if length == 0:
+            return {}
+        return self._catch_up(length)
+
+    def _catch_up(self, length: int) -> dict[str, list[str]]:
+        """Apply the shared changes this process has not (what the last one changed)."""
+        if length <= self.drifts_applied:
+            return {}
+        start = self.drifts_applied
+        changes = _call(lambda: self.client.lrange(self.prefix + "drift", start, length - 1))
+        assert self.store is not None
+        drifted: dict[str, list[str]] = {}
+        for raw in changes:
+            change = json.loads(raw)
+            rng = random.Random()
+            version, state, gauss = change["rng"]
+            rng.setstate((version, tuple(state), gauss))
+            action = CursorDrift(insert=change["insert"], update=change["update"],
+                                 delete=change["delete"])
+            drifted = apply_drift(self.store, action, rng, decode_cursor(change["cursor"]))
+            self.drifts_applied += 1
+        return drifted
 
     def issue_token(self, seed: int, ttl_s: int) -> str:
         token = "sim-" + secrets.token_hex(18)

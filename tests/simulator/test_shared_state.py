@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from partnerkit.simulator import FakePartner
-from partnerkit.simulator.scenario import ScenarioError
 from tests.conftest import fetch_token
 from tests.redis_server import RedisServer
 
@@ -162,10 +161,42 @@ def test_acknowledgements_first_writer_wins_and_keys_replay_everywhere(
         assert ack(a, "k-2").status_code == 409
 
 
-def test_data_set_changes_are_refused_until_they_are_shared(redis_server: RedisServer) -> None:
-    drift = {"rules": [{"match": {"path": "/v1/orders"}, "fault": {"cursor_drift": {"insert": 2}}}]}
-    with pytest.raises(ScenarioError, match="does not share data-set changes"):
-        FakePartner(drift, state=redis_server.url, state_prefix=f"test:{uuid.uuid4().hex}:")
+DRIFT = {"seed": 3, "dataset": {"orders": 60, "page_size": 10}, "rules": [
+    {"name": "drift", "match": {"path": "/v1/orders"}, "after": 1, "times": 3,
+     "fault": {"cursor_drift": {"insert": 2, "update": 1, "delete": 2}}},
+]}
+
+
+def sync_pages(partners: list[FakePartner], token: str) -> list[bytes]:
+    """A whole sync, page after page, each page on the next worker, and each page
+    fetched again on every other worker: all must see the same drifted data set."""
+    pages: list[bytes] = []
+    cursor: str | None = None
+    for n in range(20):
+        path = "/v1/orders" + (f"?cursor={cursor}" if cursor else "")
+        answer = get(partners[n % len(partners)], path, token)
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.content)
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("the sync did not end")
+
+
+def test_pages_after_cursor_drift_are_the_same_on_every_worker_and_as_in_memory(
+        redis_server: RedisServer) -> None:
+    with FakePartner(DRIFT) as alone:
+        expected = sync_pages([alone], token_of(alone))
+        drifted = [entry["fault"]["drifted"] for entry in alone.journal()
+                   if entry["rule"] == "drift"]
+    assert len(drifted) == 3
+    with workers(redis_server.url, DRIFT) as (a, b):
+        token = token_of(a)
+        assert sync_pages([a, b], token) == expected
+        assert [entry["fault"]["drifted"] for entry in a.journal()
+                if entry["rule"] == "drift"] == drifted
+        everything = "/v1/orders?limit=200"
+        assert get(a, everything, token).content == get(b, everything, token).content
 
 
 def test_redis_lost_mid_run_is_503_never_a_pass_and_workers_recover(tmp_path: Path) -> None:
