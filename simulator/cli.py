@@ -85,6 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--faults", type=Path, metavar="SCENARIO",
                         help="scenario whose faults overlay the recorded answers")
     replay.add_argument("--seed", type=int, help="override the fault overlay's seed")
+    _state_options(replay)
     replay.add_argument("--match-body", action="store_true",
                         help="also match on the request body")
     _server_options(replay)
@@ -208,7 +209,8 @@ def _workers(text: str) -> int:
     return int(text)
 
 
-def _open_backend(args: argparse.Namespace, scenario: Scenario) -> StateBackend | int | None:
+def _open_backend(args: argparse.Namespace, scenario: Scenario,
+                  kind: str = "") -> StateBackend | int | None:
     """The state backend of --state (None: memory), or an exit status after one line."""
     if args.workers > 1 and args.state == "memory":
         print(f"partnersim: --workers {args.workers} needs shared state: add --state "
@@ -216,7 +218,7 @@ def _open_backend(args: argparse.Namespace, scenario: Scenario) -> StateBackend 
               "keep their own tokens, budgets and journal)", file=sys.stderr)
         return EXIT_INVALID
     try:
-        return open_state(args.state, args.state_prefix or default_prefix(scenario.name),
+        return open_state(args.state, args.state_prefix or default_prefix(kind + scenario.name),
                           journal_size=max(1, args.journal_size),
                           journal_bytes=args.journal_bytes)
     except (StateUnavailable, ValueError) as exc:
@@ -453,12 +455,34 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     index = RecordingIndex(interactions, match_body=args.match_body)
     try:
-        state = ReplayState(index, coerce_scenario(args.faults, args.seed),
-                            cassette=str(args.cassette), journal_size=max(1, args.journal_size),
-                            journal_bytes=args.journal_bytes)
+        faults = coerce_scenario(args.faults, args.seed)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
+    backend = _open_backend(args, faults or empty_scenario(), f"replay-{args.cassette.stem}-")
+    if isinstance(backend, int):
+        return backend
+    try:
+        state = ReplayState(index, faults, cassette=str(args.cassette),
+                            journal_size=max(1, args.journal_size),
+                            journal_bytes=args.journal_bytes, backend=backend)
+        if backend is not None:
+            state.reset()
+    except ScenarioError as exc:
+        _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
+        return EXIT_INVALID
+    except StateUnavailable as exc:
+        print(f"partnersim: --state: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+    def worker() -> tuple[ASGIApp, Callable[[], None]]:
+        shared = _open_backend(args, faults or empty_scenario(), f"replay-{args.cassette.stem}-")
+        if isinstance(shared, int):
+            raise SystemExit(shared)
+        mine = ReplayState(RecordingIndex(interactions, match_body=args.match_body), faults,
+                           cassette=str(args.cassette), journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes, backend=shared)
+        return create_replay_app(mine, admin_token=args.admin_token), mine.waits.release_all
     loaded_s = time.perf_counter() - started
     _freeze_startup_objects()  # with 100,000 recordings a full GC pass took 0.5 s
     app = create_replay_app(state, admin_token=args.admin_token)
@@ -473,7 +497,7 @@ def _replay(args: argparse.Namespace) -> int:
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
         f"  admin:         {url}/__sim/health",
         f"  dashboard:     {url}/__sim/ui",
-    ], release=state.waits.release_all)
+    ], release=state.waits.release_all, workers=worker)
 
 
 def _open_cassette(out: Path, append: bool) -> CassetteWriter | int:
@@ -542,7 +566,7 @@ def _proxy(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
-    backend = _open_backend(args, scenario)
+    backend = _open_backend(args, scenario, "proxy-")
     if isinstance(backend, int):
         return backend
     try:
@@ -558,7 +582,7 @@ def _proxy(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     def worker() -> tuple[ASGIApp, Callable[[], None]]:
-        shared = _open_backend(args, scenario)
+        shared = _open_backend(args, scenario, "proxy-")
         if isinstance(shared, int):
             raise SystemExit(shared)
         mine = ProxyState(Upstream(args.upstream, timeout_s=args.timeout, forwarded=True),

@@ -14,10 +14,11 @@ import heapq
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
+from partnerkit.simulator.backends import StateBackend
 from partnerkit.simulator.cassette import Interaction, RecordedResponse
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
@@ -149,6 +150,8 @@ class RecordingIndex:
         self._recordings = dict(self._recordings)
         self._used: dict[RequestKey, int] = {}
         self._lock = threading.Lock()
+        #: How many times `key` was used before, counted across workers (shared state).
+        self.shared_use: Callable[[RequestKey], int] | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -161,6 +164,8 @@ class RecordingIndex:
         with self._lock:
             used = self._used.get(key, 0)
             self._used[key] = used + 1
+        if self.shared_use is not None:  # several workers: the place is kept in shared state
+            used = self.shared_use(key)
         return recordings[min(used, len(recordings) - 1)]
 
     def rewind(self) -> None:
@@ -286,10 +291,14 @@ class ReplayState(OverlayState):
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
                  cassette: str = "cassette", journal_size: int = 10_000,
-                 journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES,
+                 backend: StateBackend | None = None) -> None:
         self.index = index
         self.cassette = cassette
-        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
+        super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes,
+                         backend=backend)
+        if self.backend.name != "memory":
+            index.shared_use = lambda key: self.backend.next_use(repr(key))
 
     def reset(self) -> None:
         super().reset()

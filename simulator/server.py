@@ -258,13 +258,18 @@ class ReplayPartner(_PartnerControls):
                  seed: int | None = None, match_body: bool = False, host: str = "127.0.0.1",
                  port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
                  journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
-                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+                 head_timeout_s: float = HEAD_TIMEOUT_S, state: str = "memory",
+                 state_prefix: str | None = None) -> None:
         interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
         self.index = RecordingIndex(interactions, match_body=match_body)
-        self.state = ReplayState(self.index, coerce_scenario(faults, seed),
+        overlay = coerce_scenario(faults, seed)
+        backend = open_state(state, state_prefix or default_prefix(
+            overlay.name if overlay else "replay"), journal_size=journal_size,
+            journal_bytes=journal_bytes)
+        self.state = ReplayState(self.index, overlay,
                                  cassette=str(cassette) if isinstance(cassette, Path)
                                  else "interactions", journal_size=journal_size,
-                                 journal_bytes=journal_bytes)
+                                 journal_bytes=journal_bytes, backend=backend)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)

@@ -103,6 +103,9 @@ class StateBackend(Protocol):
         """Change the data set as `action` says, behind `cursor`, for every worker;
         what changed (inserted/updated/deleted order ids)."""
 
+    def next_use(self, key: str) -> int:
+        """How many times replay's recording `key` was used before (then one more)."""
+
     def issue_token(self, seed: int, ttl_s: int) -> str: ...
 
     def revoke_token(self, token: str) -> None: ...

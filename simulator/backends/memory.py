@@ -64,6 +64,9 @@ class MemoryBackend:
         assert self.store is not None
         return apply_drift(self.store, action, rng, decode_cursor(cursor))
 
+    def next_use(self, key: str) -> int:
+        raise NotImplementedError("one process: the recording index counts its own uses")
+
     def issue_token(self, seed: int, ttl_s: int) -> str:
         return self.tokens.issue(seed, ttl_s)
 

@@ -172,7 +172,7 @@ return take(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), clock())
 _PUBLISH = """
 local p = ARGV[1]
 redis.call('DEL', p .. 'matched', p .. 'acted', p .. 'occ', p .. 'bucket', p .. 'ack',
-           p .. 'ackkey', p .. 'drift')
+           p .. 'ackkey', p .. 'drift', p .. 'replay')
 local t = redis.call('TIME')
 if ARGV[3] == '1' then
   redis.call('DEL', p .. 'j', p .. 'js')
@@ -601,6 +601,10 @@ class RedisBackend:
             drifted = apply_drift(self.store, action, rng, decode_cursor(change["cursor"]))
             self.drifts_applied += 1
         return drifted
+
+    def next_use(self, key: str) -> int:
+        field = request_digest(key).hex()
+        return int(_call(lambda: self.client.hincrby(self.prefix + "replay", field, 1))) - 1
 
     def issue_token(self, seed: int, ttl_s: int) -> str:
         token = "sim-" + secrets.token_hex(18)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from partnerkit.simulator import FakePartner
+from partnerkit.simulator.server import ReplayPartner
 from tests.conftest import fetch_token
 from tests.redis_server import RedisServer
 
@@ -239,3 +240,18 @@ def test_a_request_in_flight_at_a_reset_stays_out_of_the_new_journal(
         assert get(b, "/v1/orders/ORD-000002", token).status_code == 200
         time.sleep(0.2)  # the hung entry's completion has been sent by now
         assert [entry["path"] for entry in a.journal()] == ["/v1/orders/ORD-000002"]
+
+
+def test_replay_hands_each_recording_out_once_across_workers(
+        redis_server: RedisServer) -> None:
+    from tests.simulator.test_replay import CASSETTE  # three recordings of GET ORD-1
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    with ReplayPartner(CASSETTE, state=redis_server.url, state_prefix=prefix) as a, \
+            ReplayPartner(CASSETTE, state=redis_server.url, state_prefix=prefix) as b:
+        a.reset()
+        statuses = [FRESH.get(partner.url + "/v1/orders/ORD-1").status_code
+                    for partner in (a, b, b, a)]
+        assert statuses == [503, 429, 200, 200]  # in recorded order, then the last repeats
+        b.reset()  # rewinds for every worker
+        assert FRESH.get(a.url + "/v1/orders/ORD-1").status_code == 503
