@@ -274,18 +274,23 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
         print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}{hint}",
               file=sys.stderr)
         return 1
-    print("\n".join(banner(url)))
-    print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
     _raise_fd_limit()
     add_secret_names(args.redact)
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
                                        http=args.http, head_timeout_s=args.head_timeout),
                            release, aclose)
-    # uvicorn re-raises the signal it caught once it has shut down; with these
-    # handlers in place that ends the process quietly with exit status 0.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: None)
+
+    def stop(signum: int, frame: object) -> None:
+        # Before uvicorn takes the signals over (a SIGTERM right after the banner used
+        # to be swallowed here, leaving the server running), and after it hands them
+        # back (it re-raises what it caught): either way, stop and exit 0.
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print("\n".join(banner(url)))  # only now: a script may signal as soon as it reads this
+    print("Ctrl-C stops it.", flush=True)
     server.run(sockets=[sock])
     print(farewell(), flush=True)
     return 0
