@@ -138,7 +138,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "token refresh (A1), bounded attempts (R2), Retry-After honoured (R3), "
                     "backoff after a failure (R4), the same Idempotency-Key on every retry of a "
                     "POST (R5), no request while a rate-limit bucket says wait (R6). Exit 0 when "
-                    "all hold, 1 with violations, 2 on bad input.",
+                    "all hold, 1 with violations, 2 on bad input or an empty journal.",
     )
     source = verdicts.add_mutually_exclusive_group(required=True)
     source.add_argument("--url", metavar="URL",
@@ -495,6 +495,10 @@ def _verdicts(args: argparse.Namespace) -> int:
         text = str(exc).splitlines()[0]
         print(f"partnersim: {text if text.startswith(source) else f'{source}: {text}'}",
               file=sys.stderr)
+        return EXIT_INVALID
+    if verdict.operations == 0:  # a CI run whose client never reached us must not pass
+        print(f"partnersim: {source}: no request to judge in the journal (was the client "
+              "pointed at this partner, and the journal not cleared since?)", file=sys.stderr)
         return EXIT_INVALID
     if args.format == "json":
         print(json.dumps(verdict.as_json(), indent=2))
