@@ -23,7 +23,6 @@ from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import Decision, FaultEngine, RequestInfo
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.scenario import (
-    CursorDrift,
     Scenario,
     ScenarioError,
     empty_scenario,
@@ -189,11 +188,8 @@ def dataset_faults(scenario: Scenario, why: str) -> list[Problem]:
     """Faults that change the simulated data set, which an overlay does not have."""
     problems = []
     for rule in scenario.rules:
-        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
-        for fault in faults:
-            action = fault.action
-            if isinstance(action, CursorDrift) and (action.insert or action.update
-                                                    or action.delete):
+        for fault in rule.faults:
+            if fault.changes_dataset:
                 problems.append(Problem(
                     f"rules[{rule.index}].fault.cursor_drift",
                     f"insert/update/delete change the simulated data set; {why} "
