@@ -326,7 +326,8 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
     _raise_fd_limit()
     add_secret_names(args.redact)
     if workers is not None and args.workers > 1:
-        _fork_workers(sock, args, workers)
+        _fork_workers(sock, args, workers, lambda: print(
+            "\n".join([*banner(url), "Ctrl-C stops it."]), flush=True))
         print(farewell(), flush=True)
         return 0
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
@@ -349,12 +350,26 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
 
 
 def _fork_workers(sock: socket.socket, args: argparse.Namespace,
-                  make: Callable[[], tuple[ASGIApp, Callable[[], None]]]) -> None:
-    """args.workers processes accepting on `sock`; SIGINT/SIGTERM here stop them all."""
+                  make: Callable[[], tuple[ASGIApp, Callable[[], None]]],
+                  announce: Callable[[], None]) -> None:
+    """args.workers processes accepting on `sock`; SIGINT/SIGTERM here stop them all.
+    `announce()` (the banner) once they are forked and the signals are ours."""
     children: list[int] = []
+    stopping: list[bool] = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.append(True)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     for _ in range(args.workers):
         pid = os.fork()
         if pid == 0:  # a worker: its own state connection, app and event loop
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # uvicorn takes them over in run()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             status = 0
             try:
                 app, release = make()
@@ -368,14 +383,9 @@ def _fork_workers(sock: socket.socket, args: argparse.Namespace,
             finally:
                 os._exit(status)
         children.append(pid)
-
-    def stop(signum: int, frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    if stopping:
+        stop(signal.SIGTERM, None)
+    announce()
     for child in children:
         os.waitpid(child, 0)
 
