@@ -161,6 +161,7 @@ def test_property_tests_of_your_own_judge_each_example_and_save_the_shrunk_plan_
     assert sorted(p.name for p in failures.iterdir()) == [saved.name]  # the real client: none
     assert output.count("failing fault plan written to") == 1  # the final example only
     assert f"replay it: partnersim serve --scenario {saved}" in output
+    assert 'the plan: {"dataset": ' in output  # shown, not only saved
     assert "# M1: order ORD-000003" in saved.read_text()
 
 
