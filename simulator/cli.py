@@ -26,7 +26,7 @@ from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.redaction import add_secret_names
-from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.replay import MISS_STATUS, MissAnswer, RecordingIndex, ReplayState
 from partnerkit.simulator.report import build as build_report
 from partnerkit.simulator.report import write as write_report
 from partnerkit.simulator.scenario import (
@@ -74,7 +74,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Serve a VCR.py cassette as a fake partner. Requests match on method, path "
                     "and query (in any order), never on headers or host; identical requests get "
                     "their recordings in recorded order, then the last repeats. Anything else "
-                    "gets 404 no_recording naming the closest recorded requests. --faults "
+                    "is a miss: 501 no_recording (header X-Partnersim-Miss) naming the closest "
+                    "recorded requests, counted in /__sim/health and the journal. --faults "
                     "overlays a scenario's faults; a request a fault answers uses no recording.",
     )
     replay.add_argument("cassette", type=Path, metavar="CASSETTE", help="VCR.py cassette (YAML)")
@@ -83,6 +84,12 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, help="override the fault overlay's seed")
     replay.add_argument("--match-body", action="store_true",
                         help="also match on the request body")
+    replay.add_argument("--miss-status", type=int, default=MISS_STATUS, metavar="CODE",
+                        help=f"status of a request with no recording, 400-599 (default "
+                             f"{MISS_STATUS}: no client reads it as a partner's answer)")
+    replay.add_argument("--miss-body", type=Path, metavar="FILE",
+                        help="send this file's bytes as a miss's body instead of the JSON "
+                             "naming the closest recordings")
     _server_options(replay)
     _partner_options(replay, credentials=False)
 
@@ -338,6 +345,29 @@ def _serve(args: argparse.Namespace) -> int:
     ], release=state.waits.release_all)
 
 
+def _miss_answer(status: int, body_file: Path | None) -> MissAnswer | None:
+    """The answer to a miss, or None after saying what is wrong with the options."""
+    body = None
+    if body_file is not None:
+        try:
+            body = body_file.read_bytes()
+        except OSError as exc:
+            print(f"partnersim: --miss-body {body_file}: cannot read it: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return None
+    try:
+        content_type = "application/json"
+        if body is not None:
+            try:
+                json.loads(body)
+            except ValueError:
+                content_type = "text/plain; charset=utf-8"
+        return MissAnswer(status, body, content_type)
+    except ValueError as exc:
+        print(f"partnersim: --miss-status: {exc}", file=sys.stderr)
+        return None
+
+
 def _replay(args: argparse.Namespace) -> int:
     if _refuse_remote(args):
         return EXIT_INVALID
@@ -348,11 +378,14 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"partnersim: cannot replay {args.cassette}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
+    miss = _miss_answer(args.miss_status, args.miss_body)
+    if miss is None:
+        return EXIT_INVALID
     index = RecordingIndex(interactions, match_body=args.match_body)
     try:
         state = ReplayState(index, coerce_scenario(args.faults, args.seed),
                             cassette=str(args.cassette), journal_size=max(1, args.journal_size),
-                            journal_bytes=args.journal_bytes)
+                            journal_bytes=args.journal_bytes, miss=miss)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID

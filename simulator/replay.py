@@ -13,8 +13,9 @@ from __future__ import annotations
 import heapq
 import json
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -34,7 +35,27 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 CLOSEST = 3
 MAX_CANDIDATES = 10_000  # how many recorded requests a miss compares itself with
 MAX_DIFFERENCES = 20  # lines of differences, and query items, a 404 names per recording
-MAX_SHOWN_CHARS = 300  # of the request target in a 404's message
+MAX_SHOWN_CHARS = 300  # of the request target in a miss's message
+#: A miss is answered 501 by default: no client maps it to a domain outcome (a 404 read
+#: as "order not found" let a test pass for the wrong reason), and no retry policy
+#: retries it. The header says "miss" whatever status and body are chosen.
+MISS_STATUS = 501
+MISS_HEADER = "x-partnersim-miss"
+MAX_MISSES_KEPT = 50  # the latest misses kept whole, for the test that caused them
+
+
+@dataclass(frozen=True, slots=True)
+class MissAnswer:
+    """What a request with no recording gets: `status`, and `body` (sent as given with
+    `content_type`) instead of the JSON naming the closest recordings when set."""
+
+    status: int = MISS_STATUS
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"a miss status must be 400-599 (an error), not {self.status}")
 
 
 class RequestKey(NamedTuple):
@@ -149,6 +170,8 @@ class RecordingIndex:
         self._recordings = dict(self._recordings)
         self._used: dict[RequestKey, int] = {}
         self._lock = threading.Lock()
+        self.misses = 0
+        self.recent_misses: deque[dict[str, Any]] = deque(maxlen=MAX_MISSES_KEPT)
 
     def __len__(self) -> int:
         return self.size
@@ -164,8 +187,16 @@ class RecordingIndex:
         return recordings[min(used, len(recordings) - 1)]
 
     def rewind(self) -> None:
+        """Every recording back to its first answer; the miss count starts again."""
         with self._lock:
             self._used.clear()
+            self.misses = 0
+            self.recent_misses.clear()
+
+    def note_miss(self, miss: dict[str, Any]) -> None:
+        with self._lock:
+            self.misses += 1
+            self.recent_misses.append(miss)
 
     def closest(self, key: RequestKey, count: int = CLOSEST) -> list[dict[str, Any]]:
         """The recorded requests nearest to `key`, and how each differs from it."""
@@ -191,14 +222,15 @@ class RecordingIndex:
         with self._lock:
             used = sum(self._used.values())
         return {"interactions": self.size, "distinct_requests": len(self._recordings),
-                "answered": used}
+                "answered": used, "misses": self.misses}
 
 
 class ReplayAPI:
     """An ASGI app answering every request from a RecordingIndex."""
 
-    def __init__(self, index: RecordingIndex) -> None:
+    def __init__(self, index: RecordingIndex, miss: MissAnswer | None = None) -> None:
         self.index = index
+        self.miss = miss or MissAnswer()
         self._heads: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -218,19 +250,7 @@ class ReplayAPI:
         found = self.index.next_for(key)
         entry = scope.get(JOURNAL_ENTRY)
         if found is None:
-            if entry is not None:
-                entry["replayed"] = None
-            target = key.path + (f"?{scope['query_string'].decode('latin-1')}"
-                                 if scope["query_string"] else "")
-            if len(target) > MAX_SHOWN_CHARS:
-                target = f"{target[:MAX_SHOWN_CHARS]}...<{len(target) - MAX_SHOWN_CHARS} more>"
-            response = json_response(404, {
-                "error": "no_recording",
-                "message": f"no recorded request matches {key.method} {target}",
-                "request": key.describe(),
-                "closest": self.index.closest(key),
-            })
-            await response(scope, receive, send)
+            await self._miss(key, scope, send)
             return
         number, interaction = found
         if entry is not None:
@@ -243,6 +263,45 @@ class ReplayAPI:
                     "headers": list(head)})
         await send({"type": "http.response.body",
                     "body": b"" if _bodiless(recorded.status) else recorded.body})
+
+
+    async def _miss(self, key: RequestKey, scope: Scope, send: Send) -> None:
+        target = key.path + (f"?{scope['query_string'].decode('latin-1')}"
+                             if scope["query_string"] else "")
+        if len(target) > MAX_SHOWN_CHARS:
+            target = f"{target[:MAX_SHOWN_CHARS]}...<{len(target) - MAX_SHOWN_CHARS} more>"
+        miss = {"error": "no_recording",
+                "message": f"no recorded request matches {key.method} {target}",
+                "request": key.describe(), "closest": self.index.closest(key)}
+        self.index.note_miss(miss)
+        entry = scope.get(JOURNAL_ENTRY)
+        if entry is not None:
+            entry["replayed"] = None
+            entry["miss"] = True
+        if self.miss.body is None:
+            body, content_type = json.dumps(miss).encode(), "application/json"
+        else:
+            body, content_type = self.miss.body, self.miss.content_type
+        await send({"type": "http.response.start", "status": self.miss.status, "headers": [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            (MISS_HEADER.encode(), b"no_recording")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def describe_misses(misses: Iterable[dict[str, Any]], total: int) -> str:
+    """Misses in words, each with its closest recordings (for a failing test)."""
+    shown = list(misses)
+    lines = [f"{total} request(s) had no recording (a miss never passes for an answer):"]
+    for miss in shown:
+        lines.append(f"  {miss['message']}")
+        for recorded in miss.get("closest", []):
+            lines.append(f"    closest: {recorded['method']} {recorded['path']}"
+                         + "".join(f"\n      - {difference}"
+                                   for difference in recorded["differences"]))
+    if total > len(shown):
+        lines.append(f"  ... and {total - len(shown)} earlier miss(es) not kept")
+    return "\n".join(lines)
 
 
 def _raw_head(recorded: RecordedResponse) -> tuple[tuple[bytes, bytes], ...]:
@@ -286,9 +345,10 @@ class ReplayState(OverlayState):
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
                  cassette: str = "cassette", journal_size: int = 10_000,
-                 journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, miss: MissAnswer | None = None) -> None:
         self.index = index
         self.cassette = cassette
+        self.miss = miss or MissAnswer()
         super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
 
     def reset(self) -> None:
@@ -297,4 +357,4 @@ class ReplayState(OverlayState):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mode": "replay", "cassette": self.cassette,
-                **self.index.stats()}
+                "miss_status": self.miss.status, **self.index.stats()}
