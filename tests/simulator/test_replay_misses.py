@@ -60,9 +60,9 @@ def test_the_client_never_maps_a_miss_to_a_domain_outcome() -> None:
 
 
 def test_a_missed_token_request_is_a_miss_too() -> None:
-    with ReplayPartner([ORDER], allow_misses=True) as partner, _client(partner.url) as client:
-        with pytest.raises(ReplayMiss, match="POST /oauth/token"):
-            client.get_order("ORD-1")
+    with ReplayPartner([ORDER], allow_misses=True) as partner, _client(partner.url) as client, \
+            pytest.raises(ReplayMiss, match="POST /oauth/token"):
+        client.get_order("ORD-1")
 
 
 def test_leaving_a_replay_partner_after_a_miss_fails_with_the_closest_recordings() -> None:
