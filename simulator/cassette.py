@@ -135,14 +135,21 @@ class _Reader:
         self.fail(where, f"expected a mapping, found {_kind(value)}")
         return None
 
-    def body(self, value: Any, where: str) -> bytes:
+    def body(self, value: Any, where: str, *, request: bool = False) -> bytes:
         if value is None:
             return b""
         if isinstance(value, bytes):
             return value
         if isinstance(value, str):
             return value.encode("utf-8", "surrogateescape")
-        self.fail(where, f"expected a string or !!binary, found {_kind(value)}")
+        if request and isinstance(value, Mapping | list):
+            # VCR.py's aiohttp stub keeps a `json=` or `data=` body as the data itself.
+            try:
+                return json.dumps(value).encode()
+            except (TypeError, ValueError, RecursionError):
+                pass
+        self.fail(where, f"expected a string, !!binary or null{_REQUEST_BODY if request else ''}"
+                         f", found {_kind(value)}")
         return b""
 
     def headers(self, value: Any, where: str) -> Headers:
@@ -150,9 +157,23 @@ class _Reader:
             return {}
         if _plain_headers(value):
             return value  # type: ignore[no-any-return]
-        mapping = self.mapping(value, where)
+        if isinstance(value, list):  # VCR.py's tornado stub: [!!python/tuple [name, [values]]]
+            pairs = []
+            for index, pair in enumerate(value):
+                if not isinstance(pair, list | tuple) or len(pair) != 2:
+                    self.fail(f"{where}[{index}]", f"expected a (name, values) pair, as VCR.py's "
+                                                   f"tornado stub writes, found {_kind(pair)}")
+                    return {}
+                pairs.append(pair)
+            items: Any = pairs
+        elif isinstance(value, Mapping):
+            items = value.items()
+        else:
+            self.fail(where, f"expected a mapping of header names to values (or a list of "
+                             f"(name, values) pairs, VCR.py's tornado shape), found {_kind(value)}")
+            return {}
         headers: Headers = {}
-        for name, values in (mapping or {}).items():
+        for name, values in items:
             here = f"{where}.{name}"
             if isinstance(values, str | int):
                 values = [values]
@@ -168,7 +189,7 @@ class _Reader:
             for index, problem in problems:
                 self.fail(f"{here}[{index}]", problem)
             if not problems:
-                headers[name] = [str(item) for item in values]
+                headers.setdefault(name, []).extend(str(item) for item in values)
         return headers
 
     def request(self, value: Any, where: str) -> RecordedRequest | None:
@@ -182,7 +203,8 @@ class _Reader:
         if not isinstance(uri, str) or not ABSOLUTE_URL.match(uri):
             self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {_shown(uri)}")
             return None
-        return RecordedRequest(method.upper(), uri, self.body(request.get("body"), f"{where}.body"),
+        return RecordedRequest(method.upper(), uri,
+                               self.body(request.get("body"), f"{where}.body", request=True),
                                self.headers(request.get("headers"), f"{where}.headers"))
 
     def response(self, value: Any, where: str) -> RecordedResponse | None:
@@ -205,6 +227,9 @@ class _Reader:
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
                                 self.body(body, f"{where}.body.string"))
+
+
+_REQUEST_BODY = " or a mapping (VCR.py's aiohttp stub writes json= and data= bodies so)"
 
 
 def _plain_interaction(item: Any) -> Interaction | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import json
 import threading
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ TRANSFER_HEADERS = frozenset({
     "content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
 })
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_INFLATED_BYTES = 64 * 1024 * 1024  # decoded to check a recorded Content-Encoding
 CLOSEST = 3
 MAX_CANDIDATES = 10_000  # how many recorded requests a miss compares itself with
 MAX_DIFFERENCES = 20  # lines of differences, and query items, a 404 names per recording
@@ -305,13 +307,65 @@ def describe_misses(misses: Iterable[dict[str, Any]], total: int) -> str:
 
 
 def _raw_head(recorded: RecordedResponse) -> tuple[tuple[bytes, bytes], ...]:
-    """The recorded headers as ASGI wants them, with a content-length for the body."""
+    """The recorded headers as ASGI wants them, with a content-length for the body.
+
+    A Content-Encoding the body does not carry is dropped: VCR.py's urllib3 ≥ 2 and
+    aiohttp stubs store the body decoded beside the header that said `gzip`, and
+    sending those bytes under that header breaks every client. A body really encoded
+    (httpx's stub keeps it so) goes out byte for byte, header and all."""
+    skip = TRANSFER_HEADERS
+    encoding = recorded.header("content-encoding")
+    if encoding and not _carries_encoding(recorded.body, encoding):
+        skip = TRANSFER_HEADERS | {"content-encoding"}
     headers = [(name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
                for name, values in recorded.headers.items()
-               if name.lower() not in TRANSFER_HEADERS for value in values]
+               if name.lower() not in skip for value in values]
     if not _bodiless(recorded.status):
         headers.append((b"content-length", str(len(recorded.body)).encode()))
     return tuple(headers)
+
+
+def _carries_encoding(body: bytes, header: str) -> bool:
+    """Whether `body` really is encoded as the Content-Encoding `header` says (its
+    outermost coding is checked; an unknown coding is trusted as recorded)."""
+    if not body:
+        return False
+    coding = header.split(",")[-1].strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        return body[:2] == b"\x1f\x8b" and _inflates(body, 16 + zlib.MAX_WBITS)
+    if coding == "deflate":  # zlib-wrapped, as the RFC says, or raw, as some servers send
+        return _inflates(body, zlib.MAX_WBITS) or _inflates(body, -zlib.MAX_WBITS)
+    if coding == "br":
+        return _carries_brotli(body)
+    return coding not in ("identity", "")
+
+
+def _inflates(body: bytes, wbits: int) -> bool:
+    """Whether `body` is one whole stream of this zlib format (decoded up to a bound)."""
+    decoder = zlib.decompressobj(wbits)
+    try:
+        decoder.decompress(body, MAX_INFLATED_BYTES)
+    except zlib.error:
+        return False
+    return decoder.eof or bool(decoder.unconsumed_tail)  # past the bound: trusted
+
+
+def _carries_brotli(body: bytes) -> bool:
+    try:
+        import brotli  # type: ignore[import-not-found]
+    except ImportError:
+        # No decoder here: a body that is readable text was stored decoded (a
+        # brotli stream is almost never valid UTF-8 text).
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return False
+    try:
+        brotli.Decompressor().process(body)
+    except brotli.error:
+        return False
+    return True
 
 
 def _bodiless(status: int) -> bool:
