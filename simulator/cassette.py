@@ -75,6 +75,9 @@ class RecordedResponse(_Message):
     reason: str
     headers: Headers
     body: bytes
+    #: How long the answer took when recorded (the response's `duration_ms`, a key
+    #: VCR.py ignores and keeps; a HAR entry's `time`); None when not recorded.
+    duration_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +227,15 @@ class _Reader:
             self.fail(f"{where}.status.code", f"expected an HTTP status 200-599 (a 1xx is not "
                                               f"a final answer), found {_shown(code)}")
             return None
+        duration = response.get("duration_ms")
+        if duration is not None and not _is_duration(duration):
+            self.fail(f"{where}.duration_ms", f"expected milliseconds, 0 to {MAX_DURATION_MS:,}, "
+                                              f"found {_shown(duration)}")
+            duration = None
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
-                                self.body(body, f"{where}.body.string"))
+                                self.body(body, f"{where}.body.string"),
+                                float(duration) if duration is not None else None)
 
 
 _REQUEST_BODY = " or a mapping (VCR.py's aiohttp stub writes json= and data= bodies so)"
@@ -243,17 +252,27 @@ def _plain_interaction(item: Any) -> Interaction | None:
         headers, answer_headers = request["headers"], response["headers"]
     except (KeyError, TypeError):
         return None
+    duration = response.get("duration_ms")
     if (type(method) is str and method.isalpha() and type(uri) is str
             and ABSOLUTE_URL.match(uri) is not None and type(body) is str
             and type(answer) is str and type(code) is int and 200 <= code <= 599
             and type(reason) is str and _plain_headers(headers)
-            and _plain_headers(answer_headers)):
+            and _plain_headers(answer_headers)
+            and (duration is None or _is_duration(duration))):
         return Interaction(
             RecordedRequest(method.upper(), uri, body.encode("utf-8", "surrogateescape"),
                             headers),
             RecordedResponse(code, reason, answer_headers,
-                             answer.encode("utf-8", "surrogateescape")))
+                             answer.encode("utf-8", "surrogateescape"),
+                             float(duration) if duration is not None else None))
     return None
+
+
+MAX_DURATION_MS = 3_600_000  # an hour: no recorded answer is slower
+
+
+def _is_duration(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value <= MAX_DURATION_MS
 
 
 def _plain_headers(value: Any) -> bool:
@@ -422,7 +441,9 @@ def interaction_to_dict(interaction: Interaction) -> dict[str, Any]:
                     "method": request.method, "uri": request.uri},
         "response": {"body": {"string": _text_or_binary(response.body)},
                      "headers": response.headers,
-                     "status": {"code": response.status, "message": response.reason}},
+                     "status": {"code": response.status, "message": response.reason},
+                     **({"duration_ms": response.duration_ms}
+                        if response.duration_ms is not None else {})},
     }
 
 

@@ -18,15 +18,22 @@ import httpx
 
 import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
-from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
+from partnerkit.simulator.cassette import CassetteError, CassetteWriter, redact_interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.formats import read_har, read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.redaction import add_secret_names
-from partnerkit.simulator.replay import MISS_STATUS, MissAnswer, RecordingIndex, ReplayState
+from partnerkit.simulator.replay import (
+    MAX_PACE,
+    MISS_STATUS,
+    MissAnswer,
+    RecordingIndex,
+    ReplayState,
+)
 from partnerkit.simulator.report import build as build_report
 from partnerkit.simulator.report import write as write_report
 from partnerkit.simulator.scenario import (
@@ -78,7 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "recorded requests, counted in /__sim/health and the journal. --faults "
                     "overlays a scenario's faults; a request a fault answers uses no recording.",
     )
-    replay.add_argument("cassette", type=Path, metavar="CASSETTE", help="VCR.py cassette (YAML)")
+    replay.add_argument("cassette", type=Path, metavar="CASSETTE",
+                        help="VCR.py cassette (YAML or VCR.py's JSON), or a HAR 1.2 file")
     replay.add_argument("--faults", type=Path, metavar="SCENARIO",
                         help="scenario whose faults overlay the recorded answers")
     replay.add_argument("--seed", type=int, help="override the fault overlay's seed")
@@ -90,8 +98,24 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--miss-body", type=Path, metavar="FILE",
                         help="send this file's bytes as a miss's body instead of the JSON "
                              "naming the closest recordings")
+    replay.add_argument("--recorded-latency", type=float, nargs="?", const=1.0, default=None,
+                        metavar="FACTOR",
+                        help="serve each answer after its recorded duration times FACTOR "
+                             "(default 1; write --recorded-latency=2), through the same delay "
+                             "as scenario latency; answers recorded without one are immediate")
     _server_options(replay)
     _partner_options(replay, credentials=False)
+
+    import_har = commands.add_parser(
+        "import-har", help="turn a HAR 1.2 file into a VCR.py cassette (redacted like record)",
+        description="Write the entries of a HAR file (browsers, mitmproxy, Charles, Postman) "
+                    "as a VCR.py cassette, secrets as <redacted> as `record` writes them and each "
+                    "entry's time kept as duration_ms. Entries that got no answer (status 0) are "
+                    "skipped and named; any entry that cannot be served refuses the file.",
+    )
+    import_har.add_argument("har", type=Path, metavar="FILE.har", help="HAR 1.2 file")
+    import_har.add_argument("--out", required=True, type=Path, metavar="CASSETTE",
+                            help="cassette to write (refused if it exists)")
 
     record = commands.add_parser(
         "record", help="a recording proxy that writes a VCR.py cassette",
@@ -373,19 +397,25 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     started = time.perf_counter()
     try:
-        interactions = load_cassette(args.cassette)
+        interactions, skipped = read_recordings(args.cassette)
     except CassetteError as exc:
         print(f"partnersim: cannot replay {args.cassette}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
+    _print_problems(str(args.cassette), skipped)
     miss = _miss_answer(args.miss_status, args.miss_body)
     if miss is None:
+        return EXIT_INVALID
+    if args.recorded_latency is not None and not 0 <= args.recorded_latency <= MAX_PACE:
+        print(f"partnersim: --recorded-latency {args.recorded_latency}: a factor from 0 to "
+              f"{MAX_PACE:g}", file=sys.stderr)
         return EXIT_INVALID
     index = RecordingIndex(interactions, match_body=args.match_body)
     try:
         state = ReplayState(index, coerce_scenario(args.faults, args.seed),
                             cassette=str(args.cassette), journal_size=max(1, args.journal_size),
-                            journal_bytes=args.journal_bytes, miss=miss)
+                            journal_bytes=args.journal_bytes, miss=miss,
+                            recorded_latency=args.recorded_latency)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
@@ -404,6 +434,34 @@ def _replay(args: argparse.Namespace) -> int:
         f"  admin:         {url}/__sim/health",
         f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
+
+
+def _import_har(args: argparse.Namespace) -> int:
+    try:
+        interactions, skipped = read_har(_read(args.har), str(args.har))
+    except CassetteError as exc:
+        print(f"partnersim: cannot import {args.har}:", file=sys.stderr)
+        _print_problems(exc.source, exc.problems)
+        return EXIT_INVALID
+    _print_problems(str(args.har), skipped)
+    writer = _open_cassette(args.out, append=False)
+    if isinstance(writer, int):
+        return writer
+    try:
+        for interaction in interactions:
+            writer.write(redact_interaction(interaction))
+    finally:
+        writer.close()
+    print(f"partnersim: wrote {len(interactions)} interactions to {args.out} (secrets as "
+          f"<redacted>{f'; {len(skipped)} entries skipped' if skipped else ''})")
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
 
 
 def _open_cassette(out: Path, append: bool) -> CassetteWriter | int:
@@ -543,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve, "replay": _replay, "record": _record, "proxy": _proxy,
+        "import-har": _import_har,
         "verdicts": _verdicts,
         "check": lambda args: _check(args.files),
     }

@@ -15,7 +15,7 @@ import json
 import threading
 import zlib
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -43,6 +43,7 @@ MAX_SHOWN_CHARS = 300  # of the request target in a miss's message
 #: retries it. The header says "miss" whatever status and body are chosen.
 MISS_STATUS = 501
 MISS_HEADER = "x-partnersim-miss"
+MAX_PACE = 100.0  # the largest --recorded-latency factor
 MAX_MISSES_KEPT = 50  # the latest misses kept whole, for the test that caused them
 
 
@@ -230,9 +231,15 @@ class RecordingIndex:
 class ReplayAPI:
     """An ASGI app answering every request from a RecordingIndex."""
 
-    def __init__(self, index: RecordingIndex, miss: MissAnswer | None = None) -> None:
+    def __init__(self, index: RecordingIndex, miss: MissAnswer | None = None, *,
+                 pace: float | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
+        """`pace` (a factor, with `sleep`): serve each answer after its recorded
+        duration times `pace`, by the sleep scenario latency uses."""
         self.index = index
         self.miss = miss or MissAnswer()
+        self.pace = pace if sleep is not None else None
+        self.sleep = sleep
         self._heads: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -255,9 +262,14 @@ class ReplayAPI:
             await self._miss(key, scope, send)
             return
         number, interaction = found
+        recorded = interaction.response
         if entry is not None:
             entry["replayed"] = number
-        recorded = interaction.response
+        if self.pace is not None and recorded.duration_ms and self.sleep is not None:
+            delay_ms = recorded.duration_ms * self.pace
+            if entry is not None:
+                entry["recorded_latency_ms"] = round(delay_ms, 3)
+            await self.sleep(delay_ms / 1000)
         head = self._heads.get(number)
         if head is None:  # built once per recording, on its first use
             head = self._heads[number] = _raw_head(recorded)
@@ -399,10 +411,15 @@ class ReplayState(OverlayState):
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
                  cassette: str = "cassette", journal_size: int = 10_000,
-                 journal_bytes: int = MAX_JOURNAL_BYTES, miss: MissAnswer | None = None) -> None:
+                 journal_bytes: int = MAX_JOURNAL_BYTES, miss: MissAnswer | None = None,
+                 recorded_latency: float | None = None) -> None:
+        if recorded_latency is not None and not 0 <= recorded_latency <= MAX_PACE:
+            raise ValueError(f"a recorded-latency factor must be 0 to {MAX_PACE}, "
+                             f"not {recorded_latency}")
         self.index = index
         self.cassette = cassette
         self.miss = miss or MissAnswer()
+        self.recorded_latency = recorded_latency
         super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes)
 
     def reset(self) -> None:
@@ -411,4 +428,5 @@ class ReplayState(OverlayState):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mode": "replay", "cassette": self.cassette,
-                "miss_status": self.miss.status, **self.index.stats()}
+                "miss_status": self.miss.status, "recorded_latency": self.recorded_latency,
+                **self.index.stats()}

@@ -21,8 +21,9 @@ from typing import Any, Literal, Self
 import uvicorn
 
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
-from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
+from partnerkit.simulator.cassette import CassetteWriter, Interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.formats import load_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.proxy import ProxyState
@@ -258,6 +259,8 @@ class ReplayPartner(_PartnerControls):
     """A cassette served as a fake partner (like `partnersim replay`), with an
     optional fault overlay; `reset()` rewinds every recording.
 
+    `cassette` is a VCR.py cassette or a HAR file; `recorded_latency` (a factor)
+    serves each answer after its recorded duration times it.
     A request with no recording gets `miss` (501 naming the closest recordings by
     default), and leaving the `with` block raises ReplayMissError unless
     `allow_misses` (or call `check_misses()` yourself)."""
@@ -268,14 +271,16 @@ class ReplayPartner(_PartnerControls):
                  port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
                  journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
                  head_timeout_s: float = HEAD_TIMEOUT_S, miss: MissAnswer | None = None,
-                 allow_misses: bool = False) -> None:
-        interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
+                 allow_misses: bool = False, recorded_latency: float | None = None) -> None:
+        interactions = load_recordings(cassette) if isinstance(cassette, Path) \
+            else list(cassette)
         self.index = RecordingIndex(interactions, match_body=match_body)
         self.allow_misses = allow_misses
         self.state = ReplayState(self.index, coerce_scenario(faults, seed),
                                  cassette=str(cassette) if isinstance(cassette, Path)
                                  else "interactions", journal_size=journal_size,
-                                 journal_bytes=journal_bytes, miss=miss)
+                                 journal_bytes=journal_bytes, miss=miss,
+                                 recorded_latency=recorded_latency)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
