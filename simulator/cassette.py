@@ -20,7 +20,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -375,6 +376,87 @@ def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interact
     if reader.problems:
         raise CassetteError(source, reader.problems)
     return interactions
+
+
+def read_item(item: Any, index: int, source: str = "cassette") -> Interaction:
+    """One loaded interaction item, checked as parse_cassette checks it."""
+    plain = _plain_interaction(item)
+    if plain is not None:
+        return plain
+    reader, where = _Reader(), f"interactions[{index}]"
+    entry = reader.mapping(item, where)
+    if entry is not None:
+        request = reader.request(entry.get("request"), f"{where}.request")
+        response = reader.response(entry.get("response"), f"{where}.response")
+        if request is not None and response is not None and not reader.problems:
+            return Interaction(request, response)
+    raise CassetteError(source, reader.problems)
+
+
+class LineCassette:
+    """A cassette in partnersim's layout (one JSON interaction a line), indexed by
+    where each line is, so only the lines asked for are ever held: a million
+    interactions take the memory of their offsets, not of their bodies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets = array("Q")  # where each line starts, and the end of the last
+        self._fd = os.open(path, os.O_RDONLY)
+
+    @classmethod
+    def scan(cls, path: Path, visit: Callable[[Interaction], None]) -> LineCassette | None:
+        """The indexed file, each interaction checked and handed to `visit` (which keys
+        it and lets it go); None when the file is in any other layout (`visit` may
+        have seen some of it by then)."""
+        try:
+            file = path.open("rb")
+        except OSError as exc:
+            raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
+        with file:
+            if file.read(len(HEADER_BYTES)) != HEADER_BYTES:
+                return None
+            cassette = cls(path)
+            try:
+                return cassette._index(file, visit)
+            except BaseException:
+                cassette.close()
+                raise
+
+    def _index(self, file: Any, visit: Callable[[Interaction], None]) -> LineCassette | None:
+        offset, offsets, source = len(HEADER_BYTES), self.offsets, str(self.path)
+        for line in file:
+            if line.startswith(b"- {"):
+                try:
+                    item = orjson.loads(line[2:])
+                except orjson.JSONDecodeError:
+                    self.close()
+                    return None
+                visit(read_item(item, len(offsets), source))
+                offsets.append(offset)
+            elif line.strip():
+                self.close()
+                return None
+            offset += len(line)
+        offsets.append(offset)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def read(self, number: int) -> Interaction:
+        start, end = self.offsets[number], self.offsets[number + 1]
+        line = os.pread(self._fd, end - start, start)
+        try:
+            item = orjson.loads(line[2:])
+        except orjson.JSONDecodeError:
+            raise CassetteError(str(self.path), [
+                f"interactions[{number}]: changed on disk since replay started"]) from None
+        return read_item(item, number, str(self.path))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def load_cassette(path: Path) -> list[Interaction]:

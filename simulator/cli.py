@@ -20,7 +20,7 @@ import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, redact_interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
-from partnerkit.simulator.formats import read_har, read_recordings
+from partnerkit.simulator.formats import read_har
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
@@ -397,7 +397,7 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     started = time.perf_counter()
     try:
-        interactions, skipped = read_recordings(args.cassette)
+        index, skipped = RecordingIndex.from_file(args.cassette, match_body=args.match_body)
     except CassetteError as exc:
         print(f"partnersim: cannot replay {args.cassette}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
@@ -410,7 +410,6 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"partnersim: --recorded-latency {args.recorded_latency}: a factor from 0 to "
               f"{MAX_PACE:g}", file=sys.stderr)
         return EXIT_INVALID
-    index = RecordingIndex(interactions, match_body=args.match_body)
     try:
         state = ReplayState(index, coerce_scenario(args.faults, args.seed),
                             cassette=str(args.cassette), journal_size=max(1, args.journal_size),
@@ -431,9 +430,17 @@ def _replay(args: argparse.Namespace) -> int:
         f"  url:           {url}",
         "  credentials:   any (recorded tokens are redacted; tokens are not checked)",
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
+        f"  misses:        {miss.status} with X-Partnersim-Miss (counted in /__sim/health)",
+        f"  pace:          {_pace(args.recorded_latency)}",
         f"  admin:         {url}/__sim/health",
         f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all)
+
+
+def _pace(factor: float | None) -> str:
+    if factor is None:
+        return "immediate (--recorded-latency to serve the recorded durations)"
+    return f"each answer after its recorded duration x {factor:g}"
 
 
 def _import_har(args: argparse.Namespace) -> int:

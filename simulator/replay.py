@@ -10,18 +10,22 @@ looks further, to name the closest recorded requests.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
+import sys
 import threading
 import zlib
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from partnerkit.simulator.cassette import Interaction, RecordedResponse
+from partnerkit.simulator.cassette import Interaction, LineCassette, RecordedResponse
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from partnerkit.simulator.formats import read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
@@ -43,6 +47,8 @@ MAX_SHOWN_CHARS = 300  # of the request target in a miss's message
 #: retries it. The header says "miss" whatever status and body are chosen.
 MISS_STATUS = 501
 MISS_HEADER = "x-partnersim-miss"
+CACHED_RECORDINGS = 4096  # answers read from a file kept at hand
+MAX_HEADS = 100_000  # answer heads kept built
 MAX_PACE = 100.0  # the largest --recorded-latency factor
 MAX_MISSES_KEPT = 50  # the latest misses kept whole, for the test that caused them
 
@@ -78,7 +84,7 @@ class RequestKey(NamedTuple):
             if query_string else ()
         if not decoded and "%" in path:
             path = unquote(path)
-        return cls(method.upper(), path or "/", query, body)
+        return cls(sys.intern(method.upper()), path or "/", query, body)
 
     def describe(self) -> dict[str, Any]:
         shown = self.query[:MAX_DIFFERENCES]
@@ -157,27 +163,80 @@ def _distance(recorded: RequestKey, got: RequestKey, got_query: frozenset[tuple[
 
 
 class RecordingIndex:
-    """The recordings of a cassette by request key, each key with its own place."""
+    """The recordings of a cassette by request key, each key with its own place.
+
+    Held in memory when given interactions; built `from_file` over a cassette in
+    partnersim's line layout, it keeps only each line's offset and its request key,
+    and reads an answer's line when it is asked for (a few recent ones cached):
+    a million interactions fit in a few hundred MB and a lookup costs the same."""
 
     def __init__(self, interactions: Iterable[Interaction], *, match_body: bool = False) -> None:
         self.match_body = match_body
-        self._recordings: dict[RequestKey, list[tuple[int, Interaction]]] = defaultdict(list)
-        self._by_path: dict[str, list[RequestKey]] = defaultdict(list)
+        self._recordings: dict[RequestKey, int | list[int]] = {}
+        self._by_path: dict[str, list[RequestKey]] | None = None  # built on the first miss
+        self._memory: list[Interaction] | None = []
+        self._file: LineCassette | None = None
+        self._cache: OrderedDict[int, Interaction] = OrderedDict()
         self.size = 0
-        for number, interaction in enumerate(interactions):
-            key = recorded_key(interaction, match_body)
-            if key not in self._recordings:
-                self._by_path[key.path].append(key)
-            self._recordings[key].append((number, interaction))
-            self.size += 1
-        self._recordings = dict(self._recordings)
+        for interaction in interactions:
+            self._memory.append(interaction)
+            self._add(interaction)
         self._used: dict[RequestKey, int] = {}
+        self._answered = 0
         self._lock = threading.Lock()
         self.misses = 0
         self.recent_misses: deque[dict[str, Any]] = deque(maxlen=MAX_MISSES_KEPT)
 
+    @classmethod
+    def from_file(cls, path: Path, *, match_body: bool = False
+                  ) -> tuple[RecordingIndex, list[str]]:
+        """(the index of a cassette or HAR file, notes on HAR entries skipped);
+        CassetteError names what is wrong. A cassette in partnersim's line layout is
+        indexed over the file; any other is read whole."""
+        index = cls((), match_body=match_body)
+        index._memory = None
+        collecting = gc.isenabled()
+        gc.disable()  # a million small keys: a collection pass every few thousand
+        try:
+            index._file = LineCassette.scan(path, index._add)
+        finally:
+            if collecting:
+                gc.enable()
+        if index._file is not None:
+            return index, []
+        interactions, skipped = read_recordings(path)
+        return cls(interactions, match_body=match_body), skipped
+
+    def _add(self, interaction: Interaction) -> None:
+        key = recorded_key(interaction, self.match_body)
+        number, found = self.size, self._recordings.get(key)
+        if found is None:
+            self._recordings[key] = number
+        elif isinstance(found, int):
+            self._recordings[key] = [found, number]
+        else:
+            found.append(number)
+        self.size += 1
+
     def __len__(self) -> int:
         return self.size
+
+    def interaction(self, number: int) -> Interaction:
+        """The recording numbered `number` (from memory, or read from its line)."""
+        if self._memory is not None:
+            return self._memory[number]
+        assert self._file is not None
+        with self._lock:
+            cached = self._cache.get(number)
+            if cached is not None:
+                self._cache.move_to_end(number)
+                return cached
+        interaction = self._file.read(number)
+        with self._lock:
+            self._cache[number] = interaction
+            if len(self._cache) > CACHED_RECORDINGS:
+                self._cache.popitem(last=False)
+        return interaction
 
     def next_for(self, key: RequestKey) -> tuple[int, Interaction] | None:
         """The next recording for `key` (the last one once all are used), or None."""
@@ -185,14 +244,20 @@ class RecordingIndex:
         if recordings is None:
             return None
         with self._lock:
-            used = self._used.get(key, 0)
-            self._used[key] = used + 1
-        return recordings[min(used, len(recordings) - 1)]
+            self._answered += 1
+            if isinstance(recordings, int):
+                number = recordings
+            else:  # only keys recorded more than once have a place to keep
+                used = self._used.get(key, 0)
+                self._used[key] = used + 1
+                number = recordings[min(used, len(recordings) - 1)]
+        return number, self.interaction(number)
 
     def rewind(self) -> None:
         """Every recording back to its first answer; the miss count starts again."""
         with self._lock:
             self._used.clear()
+            self._answered = 0
             self.misses = 0
             self.recent_misses.clear()
 
@@ -201,9 +266,21 @@ class RecordingIndex:
             self.misses += 1
             self.recent_misses.append(miss)
 
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _paths(self) -> dict[str, list[RequestKey]]:
+        if self._by_path is None:
+            by_path: dict[str, list[RequestKey]] = defaultdict(list)
+            for key in self._recordings:
+                by_path[key.path].append(key)
+            self._by_path = dict(by_path)
+        return self._by_path
+
     def closest(self, key: RequestKey, count: int = CLOSEST) -> list[dict[str, Any]]:
         """The recorded requests nearest to `key`, and how each differs from it."""
-        candidates = self._by_path.get(key.path, [])[:MAX_CANDIDATES]
+        candidates = self._paths().get(key.path, [])[:MAX_CANDIDATES]
         if len(candidates) < count:
             candidates = candidates + self._candidates_elsewhere(key)
         got_query, got_segments = frozenset(key.query), key.path.split("/")
@@ -214,7 +291,7 @@ class RecordingIndex:
 
     def _candidates_elsewhere(self, key: RequestKey) -> list[RequestKey]:
         found: list[RequestKey] = []
-        for path, keys in self._by_path.items():
+        for path, keys in self._paths().items():
             if path != key.path:
                 found.extend(keys[: MAX_CANDIDATES - len(found)])
                 if len(found) >= MAX_CANDIDATES:
@@ -222,10 +299,8 @@ class RecordingIndex:
         return found
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            used = sum(self._used.values())
         return {"interactions": self.size, "distinct_requests": len(self._recordings),
-                "answered": used, "misses": self.misses}
+                "answered": self._answered, "misses": self.misses}
 
 
 class ReplayAPI:
@@ -272,6 +347,8 @@ class ReplayAPI:
             await self.sleep(delay_ms / 1000)
         head = self._heads.get(number)
         if head is None:  # built once per recording, on its first use
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.clear()
             head = self._heads[number] = _raw_head(recorded)
         await send({"type": "http.response.start", "status": recorded.status,
                     "headers": list(head)})

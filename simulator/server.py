@@ -23,7 +23,6 @@ import uvicorn
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.cassette import CassetteWriter, Interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
-from partnerkit.simulator.formats import load_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.proxy import ProxyState
@@ -272,9 +271,8 @@ class ReplayPartner(_PartnerControls):
                  journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
                  head_timeout_s: float = HEAD_TIMEOUT_S, miss: MissAnswer | None = None,
                  allow_misses: bool = False, recorded_latency: float | None = None) -> None:
-        interactions = load_recordings(cassette) if isinstance(cassette, Path) \
-            else list(cassette)
-        self.index = RecordingIndex(interactions, match_body=match_body)
+        self.index = RecordingIndex.from_file(cassette, match_body=match_body)[0] \
+            if isinstance(cassette, Path) else RecordingIndex(cassette, match_body=match_body)
         self.allow_misses = allow_misses
         self.state = ReplayState(self.index, coerce_scenario(faults, seed),
                                  cassette=str(cassette) if isinstance(cassette, Path)
@@ -298,6 +296,12 @@ class ReplayPartner(_PartnerControls):
         """Raise ReplayMissError if any request had no recording."""
         if self.index.misses:
             raise ReplayMissError(describe_misses(self.index.recent_misses, self.index.misses))
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            self.index.close()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
