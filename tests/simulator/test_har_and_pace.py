@@ -14,7 +14,7 @@ import pytest
 from partnerkit.simulator.cassette import CassetteError, load_cassette
 from partnerkit.simulator.cli import main as partnersim
 from partnerkit.simulator.formats import load_recordings, parse_har
-from partnerkit.simulator.server import FakePartner, RecordingProxy, ReplayPartner
+from partnerkit.simulator.server import FakePartner, FaultProxy, RecordingProxy, ReplayPartner
 
 
 def entry(method: str, url: str, status: int, content: dict[str, Any] | None, *,
@@ -164,3 +164,14 @@ def test_recorded_latency_is_refused_outside_its_range(tmp_path: Path,
     path.write_bytes(HAR)
     assert partnersim(["replay", str(path), "--recorded-latency=-1"]) == 2
     assert "--recorded-latency -1.0: a factor from 0 to 100" in capsys.readouterr().err
+
+
+def test_the_fault_proxy_tee_keeps_durations_too(tmp_path: Path) -> None:
+    out = tmp_path / "tee.yaml"
+    slow = {"rules": [{"match": {"path": "/oauth/token"},
+                       "fault": {"latency": {"fixed_ms": 200}}}]}
+    with FakePartner(slow) as partner, FaultProxy(partner.url, out=out) as proxy:
+        httpx.post(f"{proxy.url}/oauth/token", data={"grant_type": "client_credentials"},
+                   timeout=5)  # refused (no credentials), and recorded with its pace
+    [recorded] = load_cassette(out)
+    assert recorded.response.duration_ms is not None and recorded.response.duration_ms >= 200
