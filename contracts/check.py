@@ -17,6 +17,7 @@ fixture, so Hypothesis' function-scoped-fixture health check does not apply.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -71,7 +72,9 @@ def fail_with_plan(report: Report, plan: Mapping[str, Any], test_name: str) -> N
         report.raise_for_violations()
     why = "\n".join(str(violation) for violation in report.violations)
     path = save_failing_plan(test_name, plan, why)
-    report.raise_for_violations(f"replay it: partnersim serve --scenario {path}")
+    # The plan itself too: Hypothesis prints `plan=` empty when any plan would have failed.
+    report.raise_for_violations(f"the plan: {json.dumps(plan, sort_keys=True, default=str)}\n"
+                                f"replay it: partnersim serve --scenario {path}")
 
 
 def _partner_details(partner: ScriptablePartner) -> dict[str, Any]:

@@ -23,7 +23,7 @@ Fixtures:
 
 Marker: `@pytest.mark.scenario("flaky")` loads `scenarios/flaky.yaml` (the
 directory is the `partnerkit_scenarios` ini option, relative to pytest's
-rootdir), or a path to a file.
+rootdir), else partnerkit's own scenario of that name, or a path to a file.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from partnerkit.contracts.verdicts import ClientSettings
 from partnerkit.simulator import FakePartner, FaultProxy, ScenarioError, load_scenario_file
 from partnerkit.simulator.cassette import CassetteError
 from partnerkit.simulator.server import ReplayMissError, ReplayPartner
+from partnerkit.simulator.ui import ready_made_dir
 from partnerkit.simulator.upstream import BadUpstream, check_upstream
 
 EMPTY_SCENARIO: dict[str, Any] = {"name": "empty", "rules": []}
@@ -84,16 +85,18 @@ def resolve_scenario(config: pytest.Config, name_or_path: str | Path) -> Path:
         if path.is_file():
             return path
     directory = root / str(config.getini("partnerkit_scenarios"))
-    for suffix in SUFFIXES:
-        path = directory / f"{name_or_path}{suffix}"
-        if path.is_file():
-            return path
-    known = sorted(p.stem for p in directory.glob("*") if p.suffix in SUFFIXES) \
-        if directory.is_dir() else []
+    shipped = Path(str(ready_made_dir()))  # partnerkit's own: default, flaky, outage, ...
+    for folder in (directory, shipped):
+        for suffix in SUFFIXES:
+            path = folder / f"{name_or_path}{suffix}"
+            if path.is_file():
+                return path
+    known = sorted({p.stem for folder in (directory, shipped) if folder.is_dir()
+                    for p in folder.glob("*") if p.suffix in SUFFIXES})
     raise ScenarioNotFound(f"partnerkit: no scenario {str(name_or_path)!r}: not a file, and "
-                           f"not in {directory} (known: {', '.join(known) or 'none'}; the "
-                           f"folder is the partnerkit_scenarios ini option, relative to "
-                           f"the rootdir {root})")
+                           f"not in {directory} nor among partnerkit's own (known: "
+                           f"{', '.join(known) or 'none'}; the folder is the "
+                           f"partnerkit_scenarios ini option, relative to the rootdir {root})")
 
 
 class ScenarioNotFound(LookupError):
@@ -151,9 +154,12 @@ def fake_partner(request: pytest.FixtureRequest, partnerkit_server: Server) -> S
         if len(marker.args) != 1:
             pytest.fail("partnerkit: use @pytest.mark.scenario(name_or_path)", pytrace=False)
         try:
-            path = resolve_scenario(request.config, marker.args[0])
+            path: Path | None = resolve_scenario(request.config, marker.args[0])
+            refusal = ""
         except ScenarioNotFound as error:
-            pytest.fail(str(error), pytrace=False)
+            path, refusal = None, str(error)
+        if path is None:  # failed outside the except block: one line, no chained traceback
+            pytest.fail(refusal, pytrace=False)
         scenario = load_scenario_file(path)
         try:
             if isinstance(partnerkit_server, FakePartner | FaultProxy):

@@ -169,7 +169,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "token refresh (A1), bounded attempts (R2), Retry-After honoured (R3), "
                     "backoff after a failure (R4), the same Idempotency-Key on every retry of a "
                     "POST (R5), no request while a rate-limit bucket says wait (R6). Exit 0 when "
-                    "all hold, 1 with violations, 2 on bad input.",
+                    "all hold, 1 with violations, 2 on bad input or an empty journal.",
     )
     source = verdicts.add_mutually_exclusive_group(required=True)
     source.add_argument("--url", metavar="URL",
@@ -305,18 +305,23 @@ def _run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[st
         print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}{hint}",
               file=sys.stderr)
         return 1
-    print("\n".join(banner(url)))
-    print("Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.WARNING, format="partnersim: %(levelname)s %(message)s")
     _raise_fd_limit()
     add_secret_names(args.redact)
     server = PartnerServer(make_config(app, host=args.host, port=sock.getsockname()[1],
                                        http=args.http, head_timeout_s=args.head_timeout),
                            release, aclose)
-    # uvicorn re-raises the signal it caught once it has shut down; with these
-    # handlers in place that ends the process quietly with exit status 0.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: None)
+
+    def stop(signum: int, frame: object) -> None:
+        # Before uvicorn takes the signals over (a SIGTERM right after the banner used
+        # to be swallowed here, leaving the server running), and after it hands them
+        # back (it re-raises what it caught): either way, stop and exit 0.
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print("\n".join(banner(url)))  # only now: a script may signal as soon as it reads this
+    print("Ctrl-C stops it.", flush=True)
     server.run(sockets=[sock])
     print(farewell(), flush=True)
     return 0
@@ -588,6 +593,10 @@ def _verdicts(args: argparse.Namespace) -> int:
         text = str(exc).splitlines()[0]
         print(f"partnersim: {text if text.startswith(source) else f'{source}: {text}'}",
               file=sys.stderr)
+        return EXIT_INVALID
+    if verdict.operations == 0:  # a CI run whose client never reached us must not pass
+        print(f"partnersim: {source}: no request to judge in the journal (was the client "
+              "pointed at this partner, and the journal not cleared since?)", file=sys.stderr)
         return EXIT_INVALID
     if args.format == "json":
         print(json.dumps(verdict.as_json(), indent=2))

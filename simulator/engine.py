@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from partnerkit.simulator.scenario import CursorDrift, Fault, Latency, RateLimit, Rule, Scenario
+from partnerkit.simulator.scenario import Fault, Latency, RateLimit, Rule, Scenario
 from partnerkit.simulator.timing import Moment
 
 #: Distinct requests remembered for seeded decisions before the memory starts afresh.
@@ -175,12 +175,9 @@ class FaultEngine:
 
     @staticmethod
     def _is_idle_cursor_drift(rule: Rule, request: RequestInfo) -> bool:
-        # A cursor-drift rule lets a request without a cursor pass: it spends no `times`.
-        return (
-            rule.fault is not None
-            and isinstance(rule.fault.action, CursorDrift)
-            and "cursor" not in request.query
-        )
+        # A cursor-drift rule (a one_of of them too) lets a request without a cursor
+        # pass: it spends no `times`.
+        return rule.needs_cursor and "cursor" not in request.query
 
     def _occurrence(self, key: str) -> int:
         if len(self._seen) >= MAX_REMEMBERED_REQUESTS:

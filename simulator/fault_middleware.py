@@ -42,6 +42,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ADMIN_PREFIX = "/__sim"
 #: Scope key of the request's journal entry, for an inner app that adds facts to it.
 JOURNAL_ENTRY = "partnersim.journal_entry"
+#: Scope key of the fault acting on the request (absent when none does).
+ACTING_FAULT = "partnersim.fault"
 OPEN_PATHS = frozenset({"/oauth/token", "/openapi.json"})
 JSON = b"application/json"
 #: Statuses whose Retry-After the journal keeps.
@@ -191,6 +193,7 @@ class FaultMiddleware:
             return
         exchange.entry["rule"] = decision.rule.label
         exchange.entry["fault"] = dict(decision.fault.raw)
+        exchange.scope[ACTING_FAULT] = decision.fault
         if decision.moment is not None:  # which window, flap or ramp the fault came from
             exchange.entry["fault"]["timing"] = dict(decision.moment.details)
         await self._act(exchange, decision, request)

@@ -25,13 +25,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
-from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Message, Receive, Scope, Send
+from partnerkit.simulator.fault_middleware import (
+    ACTING_FAULT,
+    JOURNAL_ENTRY,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from partnerkit.simulator.http1 import Answer, UpstreamError
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.replay import MAX_BODY_BYTES
-from partnerkit.simulator.scenario import Scenario
+from partnerkit.simulator.scenario import Fault, Scenario
 from partnerkit.simulator.state import OverlayState
 from partnerkit.simulator.upstream import (
     BadTarget,
@@ -42,8 +49,6 @@ from partnerkit.simulator.upstream import (
     send_json,
 )
 
-#: Faults after which the answer is still the upstream's own, byte for byte.
-CLEAN_FAULTS = frozenset({"latency", "dribble"})
 #: Request headers that mean the request has a body to stream on.
 BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
@@ -88,9 +93,10 @@ class ProxyAdminAPI(AdminAPI):
         return json_response(200, {**self.proxy_state.describe(), "upstream": upstream})
 
 
-def _clean(entry: dict[str, Any] | None) -> bool:
-    fault = entry.get("fault") if entry is not None else None
-    return not fault or set(fault) <= CLEAN_FAULTS
+def _clean(scope: Scope) -> bool:
+    """The answer will be the upstream's own (no fault, or one that only delays it)."""
+    fault: Fault | None = scope.get(ACTING_FAULT)
+    return fault is None or fault.keeps_answer
 
 
 class ProxyAPI:
@@ -107,7 +113,7 @@ class ProxyAPI:
             await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
             return
         entry = scope.get(JOURNAL_ENTRY)
-        kept = _Kept() if self.tee is not None and _clean(entry) else None
+        kept = _Kept() if self.tee is not None and _clean(scope) else None
         headers = self.upstream.request_headers(scope)
         length: int | None = None
         has_body = False

@@ -142,6 +142,26 @@ class Fault:
     dribble: Dribble | None = None
     action: Action | None = None
 
+    # What the fault is, asked of the fault (as h11 asks its tables), not
+    # re-derived by everyone who needs to know.
+
+    @property
+    def needs_cursor(self) -> bool:
+        """Acts only on a request that carries a cursor (cursor_drift)."""
+        return isinstance(self.action, CursorDrift)
+
+    @property
+    def changes_dataset(self) -> bool:
+        """Changes the simulated data set, which replay and the proxy do not have."""
+        action = self.action
+        return isinstance(action, CursorDrift) and bool(action.insert or action.update
+                                                        or action.delete)
+
+    @property
+    def keeps_answer(self) -> bool:
+        """The answer is the partner's own, byte for byte (only delayed or slowed)."""
+        return self.action is None
+
 
 @dataclass(frozen=True)
 class WeightedFault:
@@ -169,6 +189,16 @@ class Rule:
     every: int = 1
     probability: float | None = None
     timing: Timing | None = None  # window / flap / ramp (simulator.timing)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """Every fault the rule may act with: its fault, or each of its one_of."""
+        return (self.fault,) if self.fault is not None else tuple(c.fault for c in self.one_of)
+
+    @property
+    def needs_cursor(self) -> bool:
+        """Every fault it may pick needs a cursor: a cursorless request passes it by."""
+        return all(fault.needs_cursor for fault in self.faults)
 
     @property
     def label(self) -> str | int:

@@ -16,7 +16,7 @@ from partnerkit.simulator.clock import SYSTEM_CLOCK, Clock
 from partnerkit.simulator.dataset import OrderStore, build_store
 from partnerkit.simulator.engine import FaultEngine
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, Journal
-from partnerkit.simulator.scenario import CursorDrift, Scenario, ScenarioError, empty_scenario
+from partnerkit.simulator.scenario import Scenario, ScenarioError, empty_scenario
 from partnerkit.simulator.scenario_source import Problem
 from partnerkit.simulator.tokens import TokenStore
 
@@ -142,11 +142,8 @@ def dataset_faults(scenario: Scenario, why: str) -> list[Problem]:
     """Faults that change the simulated data set, which an overlay does not have."""
     problems = []
     for rule in scenario.rules:
-        faults = [rule.fault] if rule.fault is not None else [item.fault for item in rule.one_of]
-        for fault in faults:
-            action = fault.action
-            if isinstance(action, CursorDrift) and (action.insert or action.update
-                                                    or action.delete):
+        for fault in rule.faults:
+            if fault.changes_dataset:
                 problems.append(Problem(
                     f"rules[{rule.index}].fault.cursor_drift",
                     f"insert/update/delete change the simulated data set; {why} "

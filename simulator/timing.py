@@ -83,7 +83,7 @@ class Timing:
             cycle, within = divmod(shifted, period)
             if within < flap.up_s:
                 return None
-            details["flap"] = {"cycle": int(cycle), "down_since_s": round(within - flap.up_s, 3)}
+            details["flap"] = {"cycle": int(cycle), "down_for_s": round(within - flap.up_s, 3)}
         probability = latency_ms = None
         if self.ramp is not None:
             progress = min(1.0, max(0.0, (elapsed_s - ramp_start) / self.ramp.over_s))

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from partnerkit.simulator import FakePartner
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 TOUR = README[README.index("## A one-minute tour"):README.index("## The partner API (v1)")]
@@ -133,3 +135,12 @@ def test_the_virtual_time_example_runs_as_written() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
     example = next(block for block in blocks if "VirtualPartner(" in block)
     exec(compile(textwrap.dedent(example), "README.md: virtual time", "exec"), {})  # noqa: S102
+
+
+def test_the_client_example_runs_against_a_fake_partner() -> None:
+    """The partner client block, pointed at a FakePartner instead of `make serve`."""
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    example = next(block for block in blocks if "asyncio.run(sync_async())" in block)
+    with FakePartner() as partner:
+        code = example.replace("http://127.0.0.1:8080", partner.url)
+        exec(compile(code, "README.md: the partner client", "exec"), {})  # noqa: S102

@@ -221,6 +221,7 @@ def test_the_real_client_passes_through_the_same_faults(
     ("{not json", "Expecting property name"),
     ('{"entries": {}}', "expected a journal"),
     ('{"entries": [{"seq": 1}]}', "entries[0]: missing at, method, path, status"),
+    ('{"entries": []}', "no request to judge"),  # a client that never came must not pass
 ])
 def test_a_bad_journal_file_is_one_located_line_and_exit_2(
         tmp_path: Path, content: str, message: str) -> None:

@@ -112,6 +112,17 @@ def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_the_readme_example_runs_in_a_project_without_a_scenarios_folder(
+        pytester: pytest.Pytester) -> None:
+    """Copied into a new project as is: "flaky" is partnerkit's own scenario."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    example = next(block for block in blocks if "def test_sync_everything" in block)
+    pytester.makepyfile(test_readme_example=example)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)
+
+
 PROPERTY_TESTS = '''
 from dataclasses import replace
 
@@ -150,6 +161,7 @@ def test_property_tests_of_your_own_judge_each_example_and_save_the_shrunk_plan_
     assert sorted(p.name for p in failures.iterdir()) == [saved.name]  # the real client: none
     assert output.count("failing fault plan written to") == 1  # the final example only
     assert f"replay it: partnersim serve --scenario {saved}" in output
+    assert 'the plan: {"dataset": ' in output  # shown, not only saved
     assert "# M1: order ORD-000003" in saved.read_text()
 
 
@@ -167,6 +179,7 @@ def test_x(fake_partner):
     assert "no scenario 'nope'" in output
     assert "partnerkit_scenarios ini option" in output
     assert "pytest_plugin.py" not in output  # one line, no traceback of the plugin
+    assert "During handling" not in output  # no chained second copy of the message
 
 
 def test_partner_url_with_nothing_there_is_one_line_naming_it(pytester: pytest.Pytester) -> None:

@@ -121,3 +121,28 @@ def test_serve_prints_url_and_credentials_and_stops_cleanly(stop: signal.Signals
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("command", [
+    ["serve", "--port", "0"],
+    ["replay", "cassettes/client/test_a_sync_pages_through_every_order_once.yaml", "--port", "0"],
+    ["record", "--upstream", "http://127.0.0.1:9", "--out", "{tmp}/r.yaml", "--port", "0"],
+])
+def test_a_sigterm_right_after_the_banner_stops_it(command: list[str], tmp_path: Path) -> None:
+    """A script that signals as soon as it reads 'Ctrl-C stops it.' once hung the
+    server: the signal fell between partnersim's handler and uvicorn's."""
+    for _ in range(3):
+        process = subprocess.Popen(
+            [*PARTNERSIM, *(part.replace("{tmp}", str(tmp_path)) for part in command)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert process.stdout is not None
+            while "Ctrl-C" not in (line := process.stdout.readline()):
+                assert line, process.stderr.read() if process.stderr else ""
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

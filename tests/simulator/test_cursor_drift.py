@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from partnerkit.simulator import FakePartner
+from partnerkit.simulator import FakePartner, parse_scenario
 
 
 def _sync(http: httpx.Client, limit: int = 50, max_pages: int = 50) -> list[dict[str, Any]]:
@@ -115,3 +115,32 @@ def test_a_first_page_counts_for_after_but_spends_no_times(
     first = http.get("/v1/orders", params={"limit": "50"})  # no cursor: passes, budget kept
     second = http.get("/v1/orders", params={"limit": "50", "cursor": first.json()["next_cursor"]})
     assert (first.status_code, second.status_code) == (200, 410)
+
+
+def test_a_one_of_of_cursor_drifts_passes_a_cursorless_page_by_as_a_single_drift_does(
+        partner: FakePartner, http: httpx.Client) -> None:
+    """The rule is asked whether it needs a cursor (every fault it may pick does), so a
+    one_of of drifts spends no `times` on the first page, as a plain drift rule does."""
+    partner.set_scenario({"rules": [{"match": {"path": "/v1/orders"}, "times": 1, "fault": {
+        "one_of": [{"weight": 1, "cursor_drift": {"expire": True}},
+                   {"weight": 1, "cursor_drift": {"repeat": True}}]}}]})
+    first = http.get("/v1/orders", params={"limit": "50"})
+    assert first.status_code == 200 and partner.journal()[-1]["rule"] is None
+    second = http.get("/v1/orders", params={"limit": "50", "cursor": first.json()["next_cursor"]})
+    assert partner.journal()[-1]["rule"] == 0  # the budget was still there for it
+    assert second.status_code in (200, 410)
+
+
+def test_faults_answer_questions_about_themselves() -> None:
+    scenario = parse_scenario({"rules": [
+        {"fault": {"latency": {"fixed_ms": 1}}},
+        {"fault": {"cursor_drift": {"insert": 2}}},
+        {"fault": {"one_of": [{"weight": 1, "cursor_drift": {"repeat": True}},
+                              {"weight": 1, "status": 503}]}},
+    ]})
+    delay, insert, mixed = scenario.rules
+    assert delay.fault is not None and delay.fault.keeps_answer
+    assert not delay.needs_cursor
+    assert insert.needs_cursor and insert.faults[0].changes_dataset
+    assert not mixed.needs_cursor  # one branch answers any request
+    assert [fault.needs_cursor for fault in mixed.faults] == [True, False]

@@ -1,5 +1,5 @@
 """The README's section "Faults in front of a real partner" runs as written:
-the shell session (on free ports instead of 8080/8083) and the Python example."""
+the shell session (on free ports instead of 8090/8093) and the Python example."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = (ROOT / "README.md").read_text().split("## Faults in front of a real partner")[1] \
     .split("\n## ")[0]
-WAIT = ('for i in $(seq 100); do curl -s -o /dev/null {url}/__sim/health && break; '
-        'sleep 0.1; done\n')
 
 
 def _free_port() -> int:
@@ -32,12 +30,8 @@ def test_the_shell_session_runs_as_written(tmp_path: Path) -> None:
     session = re.search(r"```sh\n(.*?)```", SECTION, flags=re.DOTALL)
     assert session is not None
     upstream, proxy = _free_port(), _free_port()
-    script = session.group(1).replace("8080", str(upstream)).replace("8083", str(proxy))
-    script = script.replace(f"--port {upstream} &", f"--port {upstream} >/dev/null &\n"
-                            + WAIT.format(url=f"http://127.0.0.1:{upstream}"))
-    script = script.replace("--out cassettes/sandbox.yaml &", "--out cassettes/sandbox.yaml "
-                            ">/dev/null &\n" + WAIT.format(url=f"http://127.0.0.1:{proxy}"))
-    assert script.count("sleep 0.1") == 2
+    script = session.group(1).replace("8090", str(upstream)).replace("8093", str(proxy))
+    assert script.count("\nwait_for http://") == 2  # the README waits for each server itself
     bin_dir = Path(sys.executable).parent
     environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-c", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n"
@@ -48,7 +42,7 @@ def test_the_shell_session_runs_as_written(tmp_path: Path) -> None:
     assert any(line.startswith("R3: GET /v1/orders/ORD-000001: came ") for line in lines)
     assert any(line.startswith("R4: GET /v1/orders/ORD-000002: 2 retries ") for line in lines)
     assert lines[-1] == "5 request(s) in 2 operation(s): 2 violation(s) of R3, R4"
-    assert (tmp_path / "cassettes" / "sandbox.yaml").read_text().count('"request"') == 3
+    assert (tmp_path / ".partnerkit" / "sandbox.yaml").read_text().count('"request"') == 3
 
 
 def test_the_python_example_runs_as_written() -> None:

@@ -59,7 +59,7 @@ def test_a_flapping_service_is_down_for_down_s_of_every_cycle(virtual: VirtualPa
                                   "fault": {"status": 503}}, [5, 21, 29.5, 31, 55])
     assert [status for status, _ in seen] == [200, 503, 503, 200, 503]
     assert seen[4][1] is not None and seen[4][1]["timing"]["flap"] == {"cycle": 1,
-                                                                        "down_since_s": 5.0}
+                                                                        "down_for_s": 5.0}
 
 
 def test_a_probability_ramp_rises_from_never_to_always(virtual: VirtualPartner) -> None:
