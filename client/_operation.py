@@ -23,6 +23,7 @@ from partnerkit.client.errors import (
     PartnerContractError,
     PartnerError,
     PartnerTimeout,
+    ReplayMiss,
 )
 from partnerkit.client.mapping import (
     ORDERS_PATH,
@@ -153,6 +154,20 @@ def _json(reply: HttpReply) -> Any:
     return parse_json(reply.body, reply.headers.get("content-type"))
 
 
+#: Set by `partnersim replay` on the answer to a request it has no recording for.
+MISS_HEADER = "x-partnersim-miss"
+
+
+def _refuse_miss(reply: HttpReply, method: str, path: str) -> None:
+    """A replay miss raises ReplayMiss whatever its status: never a domain outcome."""
+    if MISS_HEADER in reply.headers:
+        try:
+            message = str(parse_json(reply.body, reply.headers.get("content-type"))["message"])
+        except (PartnerContractError, KeyError, TypeError):
+            message = f"no recorded request matches {method} {path}"
+        raise ReplayMiss(f"replay miss: {message}", status=reply.status)
+
+
 def _is_token_rejection(reply: HttpReply) -> bool:
     return reply.status == 401
 
@@ -164,6 +179,7 @@ def fetch_token(settings: Settings, timeout: float) -> Step[Token | Failure]:
         form=token_form(settings.client_id, settings.client_secret))
     if isinstance(reply, Failure):
         return reply
+    _refuse_miss(reply, "POST", TOKEN_PATH)
     if reply.status == 200:
         return map_token(_json(reply))
     failure = _status_failure(reply)
@@ -220,6 +236,11 @@ def attempt(attempts: Attempts, interpret: Callable[[HttpReply], T | Failure],
     if isinstance(reply, Failure):
         return reply
     attempts.last_status = reply.status
+    try:
+        _refuse_miss(reply, attempts.method, attempts.path)
+    except ReplayMiss as miss:
+        miss.operation, miss.attempts = attempts.operation, attempts.count
+        raise
     if _is_token_rejection(reply):
         yield ForgetToken(token)
         return REFRESH

@@ -71,6 +71,11 @@ class PartnerContractError(PartnerError):
         self.field = field
 
 
+class ReplayMiss(PartnerError):
+    """A replayed partner (`partnersim replay`) had no recording for the request: a
+    gap in the cassette, never an answer of the partner, so it maps to no outcome."""
+
+
 class CursorDriftError(PartnerError):
     """Pagination could not finish safely: a repeated cursor, the page cap, or
     cursors that keep expiring."""
@@ -85,4 +90,5 @@ __all__ = [
     "PartnerTimeout",
     "PartnerUnavailable",
     "RateLimited",
+    "ReplayMiss",
 ]

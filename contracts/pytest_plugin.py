@@ -16,6 +16,11 @@ Fixtures:
   fault plan, judges every contract and, when a test fails, writes the
   shrunk plan once with the `partnersim serve --scenario FILE` line.
 
+- `replay_partner`: the cassette of the test's `@pytest.mark.replay(path)`
+  marker (a VCR.py cassette or a HAR file, relative to the rootdir) served
+  as a fake partner for that test. A request with no recording fails the
+  test, as VCR.py's record mode `none` does, naming the closest recordings.
+
 Marker: `@pytest.mark.scenario("flaky")` loads `scenarios/flaky.yaml` (the
 directory is the `partnerkit_scenarios` ini option, relative to pytest's
 rootdir), else partnerkit's own scenario of that name, or a path to a file.
@@ -37,6 +42,8 @@ from partnerkit.contracts.harness import client_settings
 from partnerkit.contracts.remote import RemotePartner, RemotePartnerError
 from partnerkit.contracts.verdicts import ClientSettings
 from partnerkit.simulator import FakePartner, FaultProxy, ScenarioError, load_scenario_file
+from partnerkit.simulator.cassette import CassetteError
+from partnerkit.simulator.server import ReplayMissError, ReplayPartner
 from partnerkit.simulator.ui import ready_made_dir
 from partnerkit.simulator.upstream import BadUpstream, check_upstream
 
@@ -64,6 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "scenario(name_or_path): run the test against the fake partner with this "
                    "scenario (a name in the partnerkit_scenarios directory, or a file path)")
+    config.addinivalue_line(
+        "markers", "replay(cassette): serve this cassette (a path, relative to the rootdir) "
+                   "as the `replay_partner` fixture; a request with no recording fails the test")
     config.pluginmanager.register(pytest_report.RunEvidence(config), "partnerkit-evidence")
 
 
@@ -194,3 +204,34 @@ def partner_contracts(partnerkit_server: Server) -> ContractCheck:
                          credentials=getattr(partnerkit_server, "credentials",
                                              ("orderops", "orderops-secret")),
                          timeout=TEST_TIMEOUT, deadline=TEST_DEADLINE, retry=TEST_RETRY)
+
+
+@pytest.fixture
+def replay_partner(request: pytest.FixtureRequest) -> Iterator[ReplayPartner]:
+    """The test's `@pytest.mark.replay(cassette)` served on a loopback socket."""
+    marker = request.node.get_closest_marker("replay")
+    if marker is None or len(marker.args) != 1:
+        pytest.fail("partnerkit: replay_partner needs @pytest.mark.replay(cassette_path)",
+                    pytrace=False)
+    path = Path(marker.args[0])
+    if not path.is_absolute():
+        path = Path(str(request.config.rootpath)) / path
+    try:
+        partner = ReplayPartner(path, allow_misses=True)  # checked by pytest_runtest_call
+    except CassetteError as exc:
+        pytest.fail(f"partnerkit: cannot replay {path}:\n{exc}", pytrace=False)
+    with partner:
+        yield partner
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that caused a replay miss fails, whatever it caught or asserted."""
+    result = yield
+    partner = getattr(item, "funcargs", {}).get("replay_partner")
+    if isinstance(partner, ReplayPartner):
+        try:
+            partner.check_misses()
+        except ReplayMissError as miss:
+            pytest.fail(f"partnerkit: {miss}", pytrace=False)
+    return result

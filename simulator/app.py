@@ -55,7 +55,9 @@ def create_app(scenario: Scenario | None = None, *, state: PartnerState | None =
 def create_replay_app(state: ReplayState, *, admin_token: str | None = None) -> PartnerApp:
     """A fake partner answering from a cassette, with the fault overlay and the
     admin API of `create_app`; tokens are not checked (recorded ones are redacted)."""
-    return PartnerApp(ReplayAPI(state.index), _admin(state, AdminAPI(state, admin_token)),
+    return PartnerApp(ReplayAPI(state.index, state.miss, pace=state.recorded_latency,
+                                sleep=state.waits.sleep),
+                      _admin(state, AdminAPI(state, admin_token)),
                       state, simulated=False)
 
 

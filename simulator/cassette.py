@@ -20,7 +20,9 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+import zlib
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -75,6 +77,9 @@ class RecordedResponse(_Message):
     reason: str
     headers: Headers
     body: bytes
+    #: How long the answer took when recorded (the response's `duration_ms`, a key
+    #: VCR.py ignores and keeps; a HAR entry's `time`); None when not recorded.
+    duration_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +140,21 @@ class _Reader:
         self.fail(where, f"expected a mapping, found {_kind(value)}")
         return None
 
-    def body(self, value: Any, where: str) -> bytes:
+    def body(self, value: Any, where: str, *, request: bool = False) -> bytes:
         if value is None:
             return b""
         if isinstance(value, bytes):
             return value
         if isinstance(value, str):
             return value.encode("utf-8", "surrogateescape")
-        self.fail(where, f"expected a string or !!binary, found {_kind(value)}")
+        if request and isinstance(value, Mapping | list):
+            # VCR.py's aiohttp stub keeps a `json=` or `data=` body as the data itself.
+            try:
+                return json.dumps(value).encode()
+            except (TypeError, ValueError, RecursionError):
+                pass
+        self.fail(where, f"expected a string, !!binary or null{_REQUEST_BODY if request else ''}"
+                         f", found {_kind(value)}")
         return b""
 
     def headers(self, value: Any, where: str) -> Headers:
@@ -150,9 +162,23 @@ class _Reader:
             return {}
         if _plain_headers(value):
             return value  # type: ignore[no-any-return]
-        mapping = self.mapping(value, where)
+        if isinstance(value, list):  # VCR.py's tornado stub: [!!python/tuple [name, [values]]]
+            pairs = []
+            for index, pair in enumerate(value):
+                if not isinstance(pair, list | tuple) or len(pair) != 2:
+                    self.fail(f"{where}[{index}]", f"expected a (name, values) pair, as VCR.py's "
+                                                   f"tornado stub writes, found {_kind(pair)}")
+                    return {}
+                pairs.append(pair)
+            items: Any = pairs
+        elif isinstance(value, Mapping):
+            items = value.items()
+        else:
+            self.fail(where, f"expected a mapping of header names to values (or a list of "
+                             f"(name, values) pairs, VCR.py's tornado shape), found {_kind(value)}")
+            return {}
         headers: Headers = {}
-        for name, values in (mapping or {}).items():
+        for name, values in items:
             here = f"{where}.{name}"
             if isinstance(values, str | int):
                 values = [values]
@@ -168,7 +194,7 @@ class _Reader:
             for index, problem in problems:
                 self.fail(f"{here}[{index}]", problem)
             if not problems:
-                headers[name] = [str(item) for item in values]
+                headers.setdefault(name, []).extend(str(item) for item in values)
         return headers
 
     def request(self, value: Any, where: str) -> RecordedRequest | None:
@@ -182,7 +208,8 @@ class _Reader:
         if not isinstance(uri, str) or not ABSOLUTE_URL.match(uri):
             self.fail(f"{where}.uri", f"expected an absolute http(s) URL, found {_shown(uri)}")
             return None
-        return RecordedRequest(method.upper(), uri, self.body(request.get("body"), f"{where}.body"),
+        return RecordedRequest(method.upper(), uri,
+                               self.body(request.get("body"), f"{where}.body", request=True),
                                self.headers(request.get("headers"), f"{where}.headers"))
 
     def response(self, value: Any, where: str) -> RecordedResponse | None:
@@ -202,9 +229,18 @@ class _Reader:
             self.fail(f"{where}.status.code", f"expected an HTTP status 200-599 (a 1xx is not "
                                               f"a final answer), found {_shown(code)}")
             return None
+        duration = response.get("duration_ms")
+        if duration is not None and not _is_duration(duration):
+            self.fail(f"{where}.duration_ms", f"expected milliseconds, 0 to {MAX_DURATION_MS:,}, "
+                                              f"found {_shown(duration)}")
+            duration = None
         return RecordedResponse(code, str(reason), self.headers(response.get("headers"),
                                                                f"{where}.headers"),
-                                self.body(body, f"{where}.body.string"))
+                                self.body(body, f"{where}.body.string"),
+                                float(duration) if duration is not None else None)
+
+
+_REQUEST_BODY = " or a mapping (VCR.py's aiohttp stub writes json= and data= bodies so)"
 
 
 def _plain_interaction(item: Any) -> Interaction | None:
@@ -218,17 +254,46 @@ def _plain_interaction(item: Any) -> Interaction | None:
         headers, answer_headers = request["headers"], response["headers"]
     except (KeyError, TypeError):
         return None
+    duration = response.get("duration_ms")
     if (type(method) is str and method.isalpha() and type(uri) is str
             and ABSOLUTE_URL.match(uri) is not None and type(body) is str
             and type(answer) is str and type(code) is int and 200 <= code <= 599
             and type(reason) is str and _plain_headers(headers)
-            and _plain_headers(answer_headers)):
+            and _plain_headers(answer_headers)
+            and (duration is None or _is_duration(duration))):
         return Interaction(
             RecordedRequest(method.upper(), uri, body.encode("utf-8", "surrogateescape"),
                             headers),
             RecordedResponse(code, reason, answer_headers,
-                             answer.encode("utf-8", "surrogateescape")))
+                             answer.encode("utf-8", "surrogateescape"),
+                             float(duration) if duration is not None else None))
     return None
+
+
+MAX_DURATION_MS = 3_600_000  # an hour: no recorded answer is slower
+
+
+def _checked_interaction(item: Any) -> Interaction | None:
+    """`_plain_interaction` for an item whose every field was checked at load: only
+    its layout is looked at again (None for another layout, which read_item reads)."""
+    try:
+        request, response = item["request"], item["response"]
+        body, answer, status = request["body"], response["body"]["string"], response["status"]
+        if type(body) is not str or type(answer) is not str \
+                or type(request["headers"]) is not dict or type(response["headers"]) is not dict:
+            return None
+        return Interaction(
+            RecordedRequest(request["method"].upper(), request["uri"],
+                            body.encode("utf-8", "surrogateescape"), request["headers"]),
+            RecordedResponse(status["code"], status["message"], response["headers"],
+                             answer.encode("utf-8", "surrogateescape"),
+                             response.get("duration_ms")))
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _is_duration(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value <= MAX_DURATION_MS
 
 
 def _plain_headers(value: Any) -> bool:
@@ -333,6 +398,97 @@ def parse_cassette(text: str | bytes, source: str = "cassette") -> list[Interact
     return interactions
 
 
+def read_item(item: Any, index: int, source: str = "cassette") -> Interaction:
+    """One loaded interaction item, checked as parse_cassette checks it."""
+    plain = _plain_interaction(item)
+    if plain is not None:
+        return plain
+    reader, where = _Reader(), f"interactions[{index}]"
+    entry = reader.mapping(item, where)
+    if entry is not None:
+        request = reader.request(entry.get("request"), f"{where}.request")
+        response = reader.response(entry.get("response"), f"{where}.response")
+        if request is not None and response is not None and not reader.problems:
+            return Interaction(request, response)
+    raise CassetteError(source, reader.problems)
+
+
+class LineCassette:
+    """A cassette in partnersim's layout (one JSON interaction a line), indexed by
+    where each line is, so only the lines asked for are ever held: a million
+    interactions take the memory of their offsets, not of their bodies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets = array("Q")  # where each line starts, and the end of the last
+        self.checksums = array("I")  # of each line as checked at load (see _index)
+        self._fd = os.open(path, os.O_RDONLY)
+
+    @classmethod
+    def scan(cls, path: Path, visit: Callable[[Interaction], None]) -> LineCassette | None:
+        """The indexed file, each interaction checked and handed to `visit` (which keys
+        it and lets it go); None when the file is in any other layout (`visit` may
+        have seen some of it by then)."""
+        try:
+            file = path.open("rb")
+        except OSError as exc:
+            raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
+        with file:
+            if file.read(len(HEADER_BYTES)) != HEADER_BYTES:
+                return None
+            cassette = cls(path)
+            try:
+                return cassette._index(file, visit)
+            except BaseException:
+                cassette.close()
+                raise
+
+    def _index(self, file: Any, visit: Callable[[Interaction], None]) -> LineCassette | None:
+        offset, offsets, source = len(HEADER_BYTES), self.offsets, str(self.path)
+        for line in file:
+            if line.startswith(b"- {"):
+                try:
+                    item = orjson.loads(line[2:])
+                except orjson.JSONDecodeError:
+                    self.close()
+                    return None
+                plain = _plain_interaction(item)
+                visit(plain if plain is not None else read_item(item, len(offsets), source))
+                offsets.append(offset)
+                # Only a line read by the fast path may skip its checks when served again.
+                self.checksums.append((zlib.crc32(line) + (plain is None)) & 0xFFFFFFFF)
+            elif line.strip():
+                self.close()
+                return None
+            offset += len(line)
+        offsets.append(offset)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def read(self, number: int) -> Interaction:
+        """The interaction on line `number`: a line unchanged since it was checked at
+        load (same checksum) is built without checking its fields again."""
+        start, end = self.offsets[number], self.offsets[number + 1]
+        line = os.pread(self._fd, end - start, start)
+        try:
+            item = orjson.loads(line[2:])
+        except orjson.JSONDecodeError:
+            raise CassetteError(str(self.path), [
+                f"interactions[{number}]: changed on disk since replay started"]) from None
+        if zlib.crc32(line) == self.checksums[number]:
+            checked = _checked_interaction(item)
+            if checked is not None:
+                return checked
+        return read_item(item, number, str(self.path))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def load_cassette(path: Path) -> list[Interaction]:
     try:
         text = path.read_bytes()
@@ -397,7 +553,9 @@ def interaction_to_dict(interaction: Interaction) -> dict[str, Any]:
                     "method": request.method, "uri": request.uri},
         "response": {"body": {"string": _text_or_binary(response.body)},
                      "headers": response.headers,
-                     "status": {"code": response.status, "message": response.reason}},
+                     "status": {"code": response.status, "message": response.reason},
+                     **({"duration_ms": response.duration_ms}
+                        if response.duration_ms is not None else {})},
     }
 
 

@@ -21,15 +21,22 @@ import httpx
 import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.backends import StateBackend, StateUnavailable, default_prefix, open_state
-from partnerkit.simulator.cassette import CassetteError, CassetteWriter, load_cassette
+from partnerkit.simulator.cassette import CassetteError, CassetteWriter, redact_interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
+from partnerkit.simulator.formats import read_har
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
 from partnerkit.simulator.redaction import add_secret_names
-from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.replay import (
+    MAX_PACE,
+    MISS_STATUS,
+    MissAnswer,
+    RecordingIndex,
+    ReplayState,
+)
 from partnerkit.simulator.report import build as build_report
 from partnerkit.simulator.report import write as write_report
 from partnerkit.simulator.scenario import (
@@ -78,18 +85,42 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Serve a VCR.py cassette as a fake partner. Requests match on method, path "
                     "and query (in any order), never on headers or host; identical requests get "
                     "their recordings in recorded order, then the last repeats. Anything else "
-                    "gets 404 no_recording naming the closest recorded requests. --faults "
+                    "is a miss: 501 no_recording (header X-Partnersim-Miss) naming the closest "
+                    "recorded requests, counted in /__sim/health and the journal. --faults "
                     "overlays a scenario's faults; a request a fault answers uses no recording.",
     )
-    replay.add_argument("cassette", type=Path, metavar="CASSETTE", help="VCR.py cassette (YAML)")
+    replay.add_argument("cassette", type=Path, metavar="CASSETTE",
+                        help="VCR.py cassette (YAML or VCR.py's JSON), or a HAR 1.2 file")
     replay.add_argument("--faults", type=Path, metavar="SCENARIO",
                         help="scenario whose faults overlay the recorded answers")
     replay.add_argument("--seed", type=int, help="override the fault overlay's seed")
     _state_options(replay)
     replay.add_argument("--match-body", action="store_true",
                         help="also match on the request body")
+    replay.add_argument("--miss-status", type=int, default=MISS_STATUS, metavar="CODE",
+                        help=f"status of a request with no recording, 400-599 (default "
+                             f"{MISS_STATUS}: no client reads it as a partner's answer)")
+    replay.add_argument("--miss-body", type=Path, metavar="FILE",
+                        help="send this file's bytes as a miss's body instead of the JSON "
+                             "naming the closest recordings")
+    replay.add_argument("--recorded-latency", type=float, nargs="?", const=1.0, default=None,
+                        metavar="FACTOR",
+                        help="serve each answer after its recorded duration times FACTOR "
+                             "(default 1; write --recorded-latency=2), through the same delay "
+                             "as scenario latency; answers recorded without one are immediate")
     _server_options(replay)
     _partner_options(replay, credentials=False)
+
+    import_har = commands.add_parser(
+        "import-har", help="turn a HAR 1.2 file into a VCR.py cassette (redacted like record)",
+        description="Write the entries of a HAR file (browsers, mitmproxy, Charles, Postman) "
+                    "as a VCR.py cassette, secrets as <redacted> as `record` writes them and each "
+                    "entry's time kept as duration_ms. Entries that got no answer (status 0) are "
+                    "skipped and named; any entry that cannot be served refuses the file.",
+    )
+    import_har.add_argument("har", type=Path, metavar="FILE.har", help="HAR 1.2 file")
+    import_har.add_argument("--out", required=True, type=Path, metavar="CASSETTE",
+                            help="cassette to write (refused if it exists)")
 
     record = commands.add_parser(
         "record", help="a recording proxy that writes a VCR.py cassette",
@@ -458,17 +489,47 @@ def _serve(args: argparse.Namespace) -> int:
     ], release=state.waits.release_all, workers=worker)
 
 
+def _miss_answer(status: int, body_file: Path | None) -> MissAnswer | None:
+    """The answer to a miss, or None after saying what is wrong with the options."""
+    body = None
+    if body_file is not None:
+        try:
+            body = body_file.read_bytes()
+        except OSError as exc:
+            print(f"partnersim: --miss-body {body_file}: cannot read it: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return None
+    try:
+        content_type = "application/json"
+        if body is not None:
+            try:
+                json.loads(body)
+            except ValueError:
+                content_type = "text/plain; charset=utf-8"
+        return MissAnswer(status, body, content_type)
+    except ValueError as exc:
+        print(f"partnersim: --miss-status: {exc}", file=sys.stderr)
+        return None
+
+
 def _replay(args: argparse.Namespace) -> int:
     if _refuse_remote(args):
         return EXIT_INVALID
     started = time.perf_counter()
     try:
-        interactions = load_cassette(args.cassette)
+        index, skipped = RecordingIndex.from_file(args.cassette, match_body=args.match_body)
     except CassetteError as exc:
         print(f"partnersim: cannot replay {args.cassette}:", file=sys.stderr)
         _print_problems(exc.source, exc.problems)
         return EXIT_INVALID
-    index = RecordingIndex(interactions, match_body=args.match_body)
+    _print_problems(str(args.cassette), skipped)
+    miss = _miss_answer(args.miss_status, args.miss_body)
+    if miss is None:
+        return EXIT_INVALID
+    if args.recorded_latency is not None and not 0 <= args.recorded_latency <= MAX_PACE:
+        print(f"partnersim: --recorded-latency {args.recorded_latency}: a factor from 0 to "
+              f"{MAX_PACE:g}", file=sys.stderr)
+        return EXIT_INVALID
     try:
         faults = coerce_scenario(args.faults, args.seed)
     except ScenarioError as exc:
@@ -480,7 +541,8 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         state = ReplayState(index, faults, cassette=str(args.cassette),
                             journal_size=max(1, args.journal_size),
-                            journal_bytes=args.journal_bytes, backend=backend)
+                            journal_bytes=args.journal_bytes, miss=miss,
+                            recorded_latency=args.recorded_latency, backend=backend)
         if backend is not None:
             state.reset()
     except ScenarioError as exc:
@@ -494,9 +556,11 @@ def _replay(args: argparse.Namespace) -> int:
         shared = _open_backend(args, faults or empty_scenario(), f"replay-{args.cassette.stem}-")
         if isinstance(shared, int):
             raise SystemExit(shared)
-        mine = ReplayState(RecordingIndex(interactions, match_body=args.match_body), faults,
-                           cassette=str(args.cassette), journal_size=max(1, args.journal_size),
-                           journal_bytes=args.journal_bytes, backend=shared)
+        mine = ReplayState(RecordingIndex.from_file(args.cassette, match_body=args.match_body)[0],
+                           faults, cassette=str(args.cassette),
+                           journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes, miss=miss,
+                           recorded_latency=args.recorded_latency, backend=shared)
         return create_replay_app(mine, admin_token=args.admin_token), mine.waits.release_all
     loaded_s = time.perf_counter() - started
     _freeze_startup_objects()  # with 100,000 recordings a full GC pass took 0.5 s
@@ -510,9 +574,45 @@ def _replay(args: argparse.Namespace) -> int:
         f"  url:           {url}",
         "  credentials:   any (recorded tokens are redacted; tokens are not checked)",
         f"  matching:      method, path, query{', body' if args.match_body else ''}",
+        f"  misses:        {miss.status} with X-Partnersim-Miss (counted in /__sim/health)",
+        f"  pace:          {_pace(args.recorded_latency)}",
         f"  admin:         {url}/__sim/health",
         f"  dashboard:     {url}/__sim/ui",
     ], release=state.waits.release_all, workers=worker)
+
+
+def _pace(factor: float | None) -> str:
+    if factor is None:
+        return "immediate (--recorded-latency to serve the recorded durations)"
+    return f"each answer after its recorded duration x {factor:g}"
+
+
+def _import_har(args: argparse.Namespace) -> int:
+    try:
+        interactions, skipped = read_har(_read(args.har), str(args.har))
+    except CassetteError as exc:
+        print(f"partnersim: cannot import {args.har}:", file=sys.stderr)
+        _print_problems(exc.source, exc.problems)
+        return EXIT_INVALID
+    _print_problems(str(args.har), skipped)
+    writer = _open_cassette(args.out, append=False)
+    if isinstance(writer, int):
+        return writer
+    try:
+        for interaction in interactions:
+            writer.write(redact_interaction(interaction))
+    finally:
+        writer.close()
+    print(f"partnersim: wrote {len(interactions)} interactions to {args.out} (secrets as "
+          f"<redacted>{f'; {len(skipped)} entries skipped' if skipped else ''})")
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
 
 
 def _open_cassette(out: Path, append: bool) -> CassetteWriter | int:
@@ -682,6 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve, "replay": _replay, "record": _record, "proxy": _proxy,
+        "import-har": _import_har,
         "verdicts": _verdicts,
         "check": lambda args: _check(args.files),
     }

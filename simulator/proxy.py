@@ -15,6 +15,7 @@ fault changed, or one too large to hold, is not recorded.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,7 @@ class ProxyAPI:
                 if name.lower() == b"content-length" and value.isdigit():
                     length = int(value)
         body = _request_body(receive, kept) if has_body and length != 0 else b""
+        started = time.perf_counter()
         try:
             answer = await self.upstream.send(scope["method"], target, headers, body, length)
         except UpstreamError as exc:
@@ -135,13 +137,14 @@ class ProxyAPI:
             return
         try:
             recording = (scope["method"], target, headers, kept) if kept is not None else None
-            await self._answer(scope, send, answer, entry, recording)
+            await self._answer(scope, send, answer, entry, recording, started)
         finally:
             await answer.aclose()
 
     async def _answer(self, scope: Scope, send: Send, answer: Answer,
                       entry: dict[str, Any] | None,
-                      recording: tuple[str, bytes, RawHeaders, _Kept] | None) -> None:
+                      recording: tuple[str, bytes, RawHeaders, _Kept] | None,
+                      started: float) -> None:
         kept = answer_headers(answer)
         # The server adds its own Date; the upstream's goes only into the cassette.
         await send({"type": "http.response.start", "status": answer.status,
@@ -166,7 +169,8 @@ class ProxyAPI:
             # Written before the last byte goes out: what the client saw is on disk.
             if request.chunks is not None and body.chunks is not None:  # None: too large
                 self.tee.write(method, target, headers, b"".join(request.chunks),
-                               answer.status, answer.reason, kept, b"".join(body.chunks))
+                               answer.status, answer.reason, kept, b"".join(body.chunks),
+                               (time.perf_counter() - started) * 1000)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -11,6 +11,7 @@ cassette keeps completed answers only.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from partnerkit.simulator.cassette import CassetteWriter
 from partnerkit.simulator.fault_middleware import Receive, Scope, Send
@@ -65,6 +66,7 @@ class RecorderApp:
             await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
             return
         headers = self.upstream.request_headers(scope)
+        started = time.perf_counter()
         try:
             # One deadline for the whole answer: the pool's timeout is per read, so an
             # upstream dribbling a byte a second would hold the client for days (P8).
@@ -78,7 +80,9 @@ class RecorderApp:
         except UpstreamError as exc:
             await send_json(send, *self.upstream.failure(exc))
             return
-        self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer)
+        duration_ms = (time.perf_counter() - started) * 1000  # the upstream's whole answer
+        self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer,
+                       duration_ms)
         # The server adds its own Date; the upstream's goes only into the cassette.
         raw_headers = [(name, value) for name, value in kept
                        if name not in (b"date", b"content-length")]

@@ -10,17 +10,23 @@ looks further, to name the closest recorded requests.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
+import sys
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+import zlib
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from partnerkit.simulator.backends import StateBackend
-from partnerkit.simulator.cassette import Interaction, RecordedResponse
+from partnerkit.simulator.cassette import Interaction, LineCassette, RecordedResponse
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from partnerkit.simulator.formats import read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
@@ -32,10 +38,34 @@ TRANSFER_HEADERS = frozenset({
     "content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
 })
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_INFLATED_BYTES = 64 * 1024 * 1024  # decoded to check a recorded Content-Encoding
 CLOSEST = 3
 MAX_CANDIDATES = 10_000  # how many recorded requests a miss compares itself with
 MAX_DIFFERENCES = 20  # lines of differences, and query items, a 404 names per recording
-MAX_SHOWN_CHARS = 300  # of the request target in a 404's message
+MAX_SHOWN_CHARS = 300  # of the request target in a miss's message
+#: A miss is answered 501 by default: no client maps it to a domain outcome (a 404 read
+#: as "order not found" let a test pass for the wrong reason), and no retry policy
+#: retries it. The header says "miss" whatever status and body are chosen.
+MISS_STATUS = 501
+MISS_HEADER = "x-partnersim-miss"
+CACHED_RECORDINGS = 4096  # answers read from a file kept at hand
+MAX_HEADS = 100_000  # answer heads kept built
+MAX_PACE = 100.0  # the largest --recorded-latency factor
+MAX_MISSES_KEPT = 50  # the latest misses kept whole, for the test that caused them
+
+
+@dataclass(frozen=True, slots=True)
+class MissAnswer:
+    """What a request with no recording gets: `status`, and `body` (sent as given with
+    `content_type`) instead of the JSON naming the closest recordings when set."""
+
+    status: int = MISS_STATUS
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"a miss status must be 400-599 (an error), not {self.status}")
 
 
 class RequestKey(NamedTuple):
@@ -55,7 +85,7 @@ class RequestKey(NamedTuple):
             if query_string else ()
         if not decoded and "%" in path:
             path = unquote(path)
-        return cls(method.upper(), path or "/", query, body)
+        return cls(sys.intern(method.upper()), path or "/", query, body)
 
     def describe(self) -> dict[str, Any]:
         shown = self.query[:MAX_DIFFERENCES]
@@ -134,27 +164,82 @@ def _distance(recorded: RequestKey, got: RequestKey, got_query: frozenset[tuple[
 
 
 class RecordingIndex:
-    """The recordings of a cassette by request key, each key with its own place."""
+    """The recordings of a cassette by request key, each key with its own place.
+
+    Held in memory when given interactions; built `from_file` over a cassette in
+    partnersim's line layout, it keeps only each line's offset and its request key,
+    and reads an answer's line when it is asked for (a few recent ones cached):
+    a million interactions fit in a few hundred MB and a lookup costs the same."""
 
     def __init__(self, interactions: Iterable[Interaction], *, match_body: bool = False) -> None:
         self.match_body = match_body
-        self._recordings: dict[RequestKey, list[tuple[int, Interaction]]] = defaultdict(list)
-        self._by_path: dict[str, list[RequestKey]] = defaultdict(list)
+        self._recordings: dict[RequestKey, int | list[int]] = {}
+        self._by_path: dict[str, list[RequestKey]] | None = None  # built on the first miss
+        self._memory: list[Interaction] | None = []
+        self._file: LineCassette | None = None
+        self._cache: OrderedDict[int, Interaction] = OrderedDict()
         self.size = 0
-        for number, interaction in enumerate(interactions):
-            key = recorded_key(interaction, match_body)
-            if key not in self._recordings:
-                self._by_path[key.path].append(key)
-            self._recordings[key].append((number, interaction))
-            self.size += 1
-        self._recordings = dict(self._recordings)
+        for interaction in interactions:
+            self._memory.append(interaction)
+            self._add(interaction)
         self._used: dict[RequestKey, int] = {}
+        self._answered = 0
         self._lock = threading.Lock()
         #: How many times `key` was used before, counted across workers (shared state).
         self.shared_use: Callable[[RequestKey], int] | None = None
+        self.misses = 0
+        self.recent_misses: deque[dict[str, Any]] = deque(maxlen=MAX_MISSES_KEPT)
+
+    @classmethod
+    def from_file(cls, path: Path, *, match_body: bool = False
+                  ) -> tuple[RecordingIndex, list[str]]:
+        """(the index of a cassette or HAR file, notes on HAR entries skipped);
+        CassetteError names what is wrong. A cassette in partnersim's line layout is
+        indexed over the file; any other is read whole."""
+        index = cls((), match_body=match_body)
+        index._memory = None
+        collecting = gc.isenabled()
+        gc.disable()  # a million small keys: a collection pass every few thousand
+        try:
+            index._file = LineCassette.scan(path, index._add)
+        finally:
+            if collecting:
+                gc.enable()
+        if index._file is not None:
+            return index, []
+        interactions, skipped = read_recordings(path)
+        return cls(interactions, match_body=match_body), skipped
+
+    def _add(self, interaction: Interaction) -> None:
+        key = recorded_key(interaction, self.match_body)
+        number, found = self.size, self._recordings.get(key)
+        if found is None:
+            self._recordings[key] = number
+        elif isinstance(found, int):
+            self._recordings[key] = [found, number]
+        else:
+            found.append(number)
+        self.size += 1
 
     def __len__(self) -> int:
         return self.size
+
+    def interaction(self, number: int) -> Interaction:
+        """The recording numbered `number` (from memory, or read from its line)."""
+        if self._memory is not None:
+            return self._memory[number]
+        assert self._file is not None
+        with self._lock:
+            cached = self._cache.get(number)
+            if cached is not None:
+                self._cache.move_to_end(number)
+                return cached
+        interaction = self._file.read(number)
+        with self._lock:
+            self._cache[number] = interaction
+            if len(self._cache) > CACHED_RECORDINGS:
+                self._cache.popitem(last=False)
+        return interaction
 
     def next_for(self, key: RequestKey) -> tuple[int, Interaction] | None:
         """The next recording for `key` (the last one once all are used), or None."""
@@ -162,19 +247,45 @@ class RecordingIndex:
         if recordings is None:
             return None
         with self._lock:
-            used = self._used.get(key, 0)
-            self._used[key] = used + 1
-        if self.shared_use is not None:  # several workers: the place is kept in shared state
-            used = self.shared_use(key)
-        return recordings[min(used, len(recordings) - 1)]
+            self._answered += 1
+            if isinstance(recordings, int):
+                number = recordings
+            else:  # only keys recorded more than once have a place to keep
+                used = self._used.get(key, 0)
+                self._used[key] = used + 1
+                if self.shared_use is not None:  # several workers: the place is shared
+                    used = self.shared_use(key)
+                number = recordings[min(used, len(recordings) - 1)]
+        return number, self.interaction(number)
 
     def rewind(self) -> None:
+        """Every recording back to its first answer; the miss count starts again."""
         with self._lock:
             self._used.clear()
+            self._answered = 0
+            self.misses = 0
+            self.recent_misses.clear()
+
+    def note_miss(self, miss: dict[str, Any]) -> None:
+        with self._lock:
+            self.misses += 1
+            self.recent_misses.append(miss)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _paths(self) -> dict[str, list[RequestKey]]:
+        if self._by_path is None:
+            by_path: dict[str, list[RequestKey]] = defaultdict(list)
+            for key in self._recordings:
+                by_path[key.path].append(key)
+            self._by_path = dict(by_path)
+        return self._by_path
 
     def closest(self, key: RequestKey, count: int = CLOSEST) -> list[dict[str, Any]]:
         """The recorded requests nearest to `key`, and how each differs from it."""
-        candidates = self._by_path.get(key.path, [])[:MAX_CANDIDATES]
+        candidates = self._paths().get(key.path, [])[:MAX_CANDIDATES]
         if len(candidates) < count:
             candidates = candidates + self._candidates_elsewhere(key)
         got_query, got_segments = frozenset(key.query), key.path.split("/")
@@ -185,7 +296,7 @@ class RecordingIndex:
 
     def _candidates_elsewhere(self, key: RequestKey) -> list[RequestKey]:
         found: list[RequestKey] = []
-        for path, keys in self._by_path.items():
+        for path, keys in self._paths().items():
             if path != key.path:
                 found.extend(keys[: MAX_CANDIDATES - len(found)])
                 if len(found) >= MAX_CANDIDATES:
@@ -193,17 +304,22 @@ class RecordingIndex:
         return found
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            used = sum(self._used.values())
         return {"interactions": self.size, "distinct_requests": len(self._recordings),
-                "answered": used}
+                "answered": self._answered, "misses": self.misses}
 
 
 class ReplayAPI:
     """An ASGI app answering every request from a RecordingIndex."""
 
-    def __init__(self, index: RecordingIndex) -> None:
+    def __init__(self, index: RecordingIndex, miss: MissAnswer | None = None, *,
+                 pace: float | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
+        """`pace` (a factor, with `sleep`): serve each answer after its recorded
+        duration times `pace`, by the sleep scenario latency uses."""
         self.index = index
+        self.miss = miss or MissAnswer()
+        self.pace = pace if sleep is not None else None
+        self.sleep = sleep
         self._heads: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -223,26 +339,21 @@ class ReplayAPI:
         found = self.index.next_for(key)
         entry = scope.get(JOURNAL_ENTRY)
         if found is None:
-            if entry is not None:
-                entry["replayed"] = None
-            target = key.path + (f"?{scope['query_string'].decode('latin-1')}"
-                                 if scope["query_string"] else "")
-            if len(target) > MAX_SHOWN_CHARS:
-                target = f"{target[:MAX_SHOWN_CHARS]}...<{len(target) - MAX_SHOWN_CHARS} more>"
-            response = json_response(404, {
-                "error": "no_recording",
-                "message": f"no recorded request matches {key.method} {target}",
-                "request": key.describe(),
-                "closest": self.index.closest(key),
-            })
-            await response(scope, receive, send)
+            await self._miss(key, scope, send)
             return
         number, interaction = found
+        recorded = interaction.response
         if entry is not None:
             entry["replayed"] = number
-        recorded = interaction.response
+        if self.pace is not None and recorded.duration_ms and self.sleep is not None:
+            delay_ms = recorded.duration_ms * self.pace
+            if entry is not None:
+                entry["recorded_latency_ms"] = round(delay_ms, 3)
+            await self.sleep(delay_ms / 1000)
         head = self._heads.get(number)
         if head is None:  # built once per recording, on its first use
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.clear()
             head = self._heads[number] = _raw_head(recorded)
         await send({"type": "http.response.start", "status": recorded.status,
                     "headers": list(head)})
@@ -250,14 +361,105 @@ class ReplayAPI:
                     "body": b"" if _bodiless(recorded.status) else recorded.body})
 
 
+    async def _miss(self, key: RequestKey, scope: Scope, send: Send) -> None:
+        target = key.path + (f"?{scope['query_string'].decode('latin-1')}"
+                             if scope["query_string"] else "")
+        if len(target) > MAX_SHOWN_CHARS:
+            target = f"{target[:MAX_SHOWN_CHARS]}...<{len(target) - MAX_SHOWN_CHARS} more>"
+        miss = {"error": "no_recording",
+                "message": f"no recorded request matches {key.method} {target}",
+                "request": key.describe(), "closest": self.index.closest(key)}
+        self.index.note_miss(miss)
+        entry = scope.get(JOURNAL_ENTRY)
+        if entry is not None:
+            entry["replayed"] = None
+            entry["miss"] = True
+        if self.miss.body is None:
+            body, content_type = json.dumps(miss).encode(), "application/json"
+        else:
+            body, content_type = self.miss.body, self.miss.content_type
+        await send({"type": "http.response.start", "status": self.miss.status, "headers": [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            (MISS_HEADER.encode(), b"no_recording")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def describe_misses(misses: Iterable[dict[str, Any]], total: int) -> str:
+    """Misses in words, each with its closest recordings (for a failing test)."""
+    shown = list(misses)
+    lines = [f"{total} request(s) had no recording (a miss never passes for an answer):"]
+    for miss in shown:
+        lines.append(f"  {miss['message']}")
+        for recorded in miss.get("closest", []):
+            lines.append(f"    closest: {recorded['method']} {recorded['path']}"
+                         + "".join(f"\n      - {difference}"
+                                   for difference in recorded["differences"]))
+    if total > len(shown):
+        lines.append(f"  ... and {total - len(shown)} earlier miss(es) not kept")
+    return "\n".join(lines)
+
+
 def _raw_head(recorded: RecordedResponse) -> tuple[tuple[bytes, bytes], ...]:
-    """The recorded headers as ASGI wants them, with a content-length for the body."""
+    """The recorded headers as ASGI wants them, with a content-length for the body.
+
+    A Content-Encoding the body does not carry is dropped: VCR.py's urllib3 ≥ 2 and
+    aiohttp stubs store the body decoded beside the header that said `gzip`, and
+    sending those bytes under that header breaks every client. A body really encoded
+    (httpx's stub keeps it so) goes out byte for byte, header and all."""
+    skip = TRANSFER_HEADERS
+    encoding = recorded.header("content-encoding")
+    if encoding and not _carries_encoding(recorded.body, encoding):
+        skip = TRANSFER_HEADERS | {"content-encoding"}
     headers = [(name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
                for name, values in recorded.headers.items()
-               if name.lower() not in TRANSFER_HEADERS for value in values]
+               if name.lower() not in skip for value in values]
     if not _bodiless(recorded.status):
         headers.append((b"content-length", str(len(recorded.body)).encode()))
     return tuple(headers)
+
+
+def _carries_encoding(body: bytes, header: str) -> bool:
+    """Whether `body` really is encoded as the Content-Encoding `header` says (its
+    outermost coding is checked; an unknown coding is trusted as recorded)."""
+    if not body:
+        return False
+    coding = header.split(",")[-1].strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        return body[:2] == b"\x1f\x8b" and _inflates(body, 16 + zlib.MAX_WBITS)
+    if coding == "deflate":  # zlib-wrapped, as the RFC says, or raw, as some servers send
+        return _inflates(body, zlib.MAX_WBITS) or _inflates(body, -zlib.MAX_WBITS)
+    if coding == "br":
+        return _carries_brotli(body)
+    return coding not in ("identity", "")
+
+
+def _inflates(body: bytes, wbits: int) -> bool:
+    """Whether `body` is one whole stream of this zlib format (decoded up to a bound)."""
+    decoder = zlib.decompressobj(wbits)
+    try:
+        decoder.decompress(body, MAX_INFLATED_BYTES)
+    except zlib.error:
+        return False
+    return decoder.eof or bool(decoder.unconsumed_tail)  # past the bound: trusted
+
+
+def _carries_brotli(body: bytes) -> bool:
+    try:
+        import brotli  # type: ignore[import-not-found]
+    except ImportError:
+        # No decoder here: a body that is readable text was stored decoded (a
+        # brotli stream is almost never valid UTF-8 text).
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return False
+    try:
+        brotli.Decompressor().process(body)
+    except brotli.error:
+        return False
+    return True
 
 
 def _bodiless(status: int) -> bool:
@@ -291,10 +493,16 @@ class ReplayState(OverlayState):
 
     def __init__(self, index: RecordingIndex, scenario: Scenario | None = None, *,
                  cassette: str = "cassette", journal_size: int = 10_000,
-                 journal_bytes: int = MAX_JOURNAL_BYTES,
+                 journal_bytes: int = MAX_JOURNAL_BYTES, miss: MissAnswer | None = None,
+                 recorded_latency: float | None = None,
                  backend: StateBackend | None = None) -> None:
+        if recorded_latency is not None and not 0 <= recorded_latency <= MAX_PACE:
+            raise ValueError(f"a recorded-latency factor must be 0 to {MAX_PACE}, "
+                             f"not {recorded_latency}")
         self.index = index
         self.cassette = cassette
+        self.miss = miss or MissAnswer()
+        self.recorded_latency = recorded_latency
         super().__init__(scenario, journal_size=journal_size, journal_bytes=journal_bytes,
                          backend=backend)
         if self.backend.name != "memory":
@@ -306,4 +514,5 @@ class ReplayState(OverlayState):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mode": "replay", "cassette": self.cassette,
+                "miss_status": self.miss.status, "recorded_latency": self.recorded_latency,
                 **self.index.stats()}

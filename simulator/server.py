@@ -22,13 +22,18 @@ import uvicorn
 
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.backends import default_prefix, open_state
-from partnerkit.simulator.cassette import CassetteWriter, Interaction, load_cassette
+from partnerkit.simulator.cassette import CassetteWriter, Interaction
 from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
-from partnerkit.simulator.replay import RecordingIndex, ReplayState
+from partnerkit.simulator.replay import (
+    MissAnswer,
+    RecordingIndex,
+    ReplayState,
+    describe_misses,
+)
 from partnerkit.simulator.scenario import Scenario, load_scenario_file, parse_scenario
 from partnerkit.simulator.state import PartnerState
 from partnerkit.simulator.upstream import CassetteTee, Upstream
@@ -249,30 +254,70 @@ class FakePartner(_PartnerControls):
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
 
 
+class ReplayMissError(AssertionError):
+    """Requests had no recording: like VCR.py's record mode `none`, a test that
+    caused a miss fails, naming the closest recordings."""
+
+
 class ReplayPartner(_PartnerControls):
     """A cassette served as a fake partner (like `partnersim replay`), with an
-    optional fault overlay; `reset()` rewinds every recording."""
+    optional fault overlay; `reset()` rewinds every recording.
+
+    `cassette` is a VCR.py cassette or a HAR file; `recorded_latency` (a factor)
+    serves each answer after its recorded duration times it.
+    A request with no recording gets `miss` (501 naming the closest recordings by
+    default), and leaving the `with` block raises ReplayMissError unless
+    `allow_misses` (or call `check_misses()` yourself)."""
 
     def __init__(self, cassette: Path | Sequence[Interaction], *,
                  faults: Scenario | Mapping[str, Any] | str | bytes | Path | None = None,
                  seed: int | None = None, match_body: bool = False, host: str = "127.0.0.1",
                  port: int = 0, http: HttpStack = "httptools", journal_size: int = 10_000,
                  journal_bytes: int = MAX_JOURNAL_BYTES, admin_token: str | None = None,
-                 head_timeout_s: float = HEAD_TIMEOUT_S, state: str = "memory",
-                 state_prefix: str | None = None) -> None:
-        interactions = load_cassette(cassette) if isinstance(cassette, Path) else list(cassette)
-        self.index = RecordingIndex(interactions, match_body=match_body)
+                 head_timeout_s: float = HEAD_TIMEOUT_S, miss: MissAnswer | None = None,
+                 allow_misses: bool = False, recorded_latency: float | None = None,
+                 state: str = "memory", state_prefix: str | None = None) -> None:
+        self.index = RecordingIndex.from_file(cassette, match_body=match_body)[0] \
+            if isinstance(cassette, Path) else RecordingIndex(cassette, match_body=match_body)
+        self.allow_misses = allow_misses
         overlay = coerce_scenario(faults, seed)
         backend = open_state(state, state_prefix or default_prefix(
-            overlay.name if overlay else "replay"), journal_size=journal_size,
+            "replay-" + (overlay.name if overlay else "empty")), journal_size=journal_size,
             journal_bytes=journal_bytes)
         self.state = ReplayState(self.index, overlay,
                                  cassette=str(cassette) if isinstance(cassette, Path)
                                  else "interactions", journal_size=journal_size,
-                                 journal_bytes=journal_bytes, backend=backend)
+                                 journal_bytes=journal_bytes, miss=miss,
+                                 recorded_latency=recorded_latency, backend=backend)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
                          release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
+
+    @property
+    def misses(self) -> int:
+        """Requests that had no recording since the start (or the last `reset()`)."""
+        return self.index.misses
+
+    def miss_details(self) -> list[dict[str, Any]]:
+        """The latest misses, each with its closest recordings."""
+        return list(self.index.recent_misses)
+
+    def check_misses(self) -> None:
+        """Raise ReplayMissError if any request had no recording."""
+        if self.index.misses:
+            raise ReplayMissError(describe_misses(self.index.recent_misses, self.index.misses))
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            self.index.close()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        super().__exit__(exc_type, exc, tb)
+        if exc_type is None and not self.allow_misses:
+            self.check_misses()
 
 
 class RecordingProxy(BackgroundServer):

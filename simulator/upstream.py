@@ -188,13 +188,14 @@ class CassetteTee:
         return self.writer.count
 
     def write(self, method: str, target: bytes, headers: RawHeaders, body: bytes,
-              status: int, reason: str, answer_headers: RawHeaders, answer: bytes) -> None:
+              status: int, reason: str, answer_headers: RawHeaders, answer: bytes,
+              duration_ms: float | None = None) -> None:
         interaction = redact_interaction(Interaction(
             RecordedRequest(method, self.uri_base + target.decode("latin-1"), body,
                             header_lists(headers)),
             RecordedResponse(status, reason, header_lists(
                 (name, value) for name, value in answer_headers if name != b"content-length"),
-                answer),
+                answer, None if duration_ms is None or self.stable else round(duration_ms, 1)),
         ))
         self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)
 
