@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_file import append, heading
+from results_file import heading, publish
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -58,9 +58,7 @@ def main() -> int:
         f"{best_with / best_without:.3f} |",
         "",
     ])
-    print(section)
-    if not args.no_append:
-        append(section)
+    publish(section, append=not args.no_append)
     return 0
 
 

@@ -22,6 +22,9 @@ def heading(title: str, command: str) -> str:
             f"{os.getloadavg()[0]:.1f} at the start; `{command}`.")
 
 
-def append(section: str) -> None:
-    with (BENCH / "results.md").open("a") as results:
-        results.write("\n" + section.rstrip("\n") + "\n")
+def publish(section: str, *, append: bool = True) -> None:
+    """Print a run's section and, unless told not to, append it to results.md."""
+    print(section)
+    if append:
+        with (BENCH / "results.md").open("a") as results:
+            results.write("\n" + section.rstrip("\n") + "\n")

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 from hypothesis import HealthCheck, Phase, given, settings
-from results_file import append, heading
+from results_file import heading, publish
 
 from partnerkit.client import AsyncPartnerClient, RetryPolicy
 from partnerkit.contracts.harness import client_settings, observe_async
@@ -175,9 +175,7 @@ def main() -> int:
         "",
     ]
     section = "\n".join(lines)
-    print(section)
-    if not args.no_append:
-        append(section)
+    publish(section, append=not args.no_append)
     return 0
 
 

@@ -125,6 +125,15 @@ class VirtualPartner:
         """Run a coroutine on the virtual-time loop (real time: only the CPU it takes)."""
         return self._runner.run(coroutine)
 
+    def http(self, *, authorized: bool = True) -> httpx.AsyncClient:
+        """A plain httpx client talking to the app in process (with a valid bearer
+        token unless `authorized=False`), for traffic of your own on virtual time."""
+        headers = {}
+        if authorized:
+            headers["authorization"] = f"Bearer {self.state.tokens.issue(0, 86_400 * 365)}"
+        return httpx.AsyncClient(transport=InProcessTransport(self.app), base_url=self.url,
+                                 headers=headers)
+
     def client(self, *, timeout: float = 5.0, deadline: float = 30.0,
                retry: RetryPolicy | None = None, **options: Any) -> AsyncPartnerClient:
         """An AsyncPartnerClient on this loop's clock, talking to the app in process."""

@@ -22,7 +22,6 @@ from partnerkit.contracts.strategies import fault_plans, production_fault_plans
 from partnerkit.contracts.verdicts import Observation, judge
 from partnerkit.contracts.virtual import VirtualPartner, VirtualTimeLoop
 from partnerkit.simulator import FakePartner
-from partnerkit.simulator.inprocess import InProcessTransport
 from tests.contracts.properties import examples
 
 PRODUCTION = {"timeout": 5.0, "deadline": 30.0,
@@ -82,13 +81,10 @@ def test_connection_faults_raise_what_a_socket_raises(virtual: VirtualPartner,
                                                       error: type[Exception]) -> None:
     virtual.set_scenario(_one_rule(fault))
     virtual.reset()
-    token = virtual.state.tokens.issue(0, 3600)
 
     async def fetch() -> None:
-        async with httpx.AsyncClient(transport=InProcessTransport(virtual.app),
-                                     base_url=virtual.url) as http:
-            response = await http.get("/v1/orders/ORD-000001",
-                                      headers={"authorization": f"Bearer {token}"})
+        async with virtual.http() as http:
+            response = await http.get("/v1/orders/ORD-000001")
             assert response.status_code == 200
 
     with pytest.raises(error):

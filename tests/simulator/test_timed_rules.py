@@ -7,14 +7,12 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given, settings
 
 from partnerkit.contracts.strategies import production_fault_plans, timings
 from partnerkit.contracts.virtual import VirtualPartner
 from partnerkit.simulator import parse_scenario
-from partnerkit.simulator.inprocess import InProcessTransport
 from partnerkit.simulator.scenario import ScenarioError
 
 
@@ -28,18 +26,15 @@ def _statuses_at(partner: VirtualPartner, rule: dict[str, Any],
                  moments: list[float]) -> list[tuple[int, dict[str, Any] | None]]:
     """GET an order at each moment (seconds after the scenario starts)."""
     partner.set_scenario({"seed": 5, "rules": [{"match": {"path": "/v1/orders/*"}, **rule}]})
-    token = partner.state.tokens.issue(0, 86_400)
 
     async def requests() -> list[tuple[int, dict[str, Any] | None]]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         seen = []
-        async with httpx.AsyncClient(transport=InProcessTransport(partner.app),
-                                     base_url=partner.url) as http:
+        async with partner.http() as http:
             for moment in moments:
                 await asyncio.sleep(max(0.0, started + moment - loop.time()))
-                answer = await http.get("/v1/orders/ORD-000001",
-                                        headers={"authorization": f"Bearer {token}"})
+                answer = await http.get("/v1/orders/ORD-000001")
                 seen.append((answer.status_code, partner.journal()[-1]["fault"]))
         return seen
 
@@ -83,14 +78,10 @@ def test_a_latency_ramp_adds_its_delay(virtual: VirtualPartner) -> None:
 def test_reset_starts_the_clock_of_timed_rules_again(virtual: VirtualPartner) -> None:
     _statuses_at(virtual, {"window": {"from_s": 0, "for_s": 10}, "fault": {"status": 503}}, [20])
     virtual.reset()
-    token = virtual.state.tokens.issue(0, 60)
 
     async def once() -> int:
-        async with httpx.AsyncClient(transport=InProcessTransport(virtual.app),
-                                     base_url=virtual.url) as http:
-            answer = await http.get("/v1/orders/ORD-000001",
-                                    headers={"authorization": f"Bearer {token}"})
-            return answer.status_code
+        async with virtual.http() as http:
+            return (await http.get("/v1/orders/ORD-000001")).status_code
 
     assert virtual.run(once()) == 503  # at 0 s again: inside the window
 
