@@ -8,6 +8,7 @@ scenario is refused with every problem and the running one stays.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -21,6 +22,7 @@ from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenari
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def admin_json(status: int, payload: Any) -> Response:
@@ -42,14 +44,21 @@ class AdminAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/__sim/health", self.health, methods=["GET"]),
-            Route("/__sim/scenario", self.get_scenario, methods=["GET"]),
-            Route("/__sim/scenario", self.put_scenario, methods=["PUT"]),
-            Route("/__sim/reset", self.reset, methods=["POST"]),
-            Route("/__sim/journal", self.get_journal, methods=["GET"]),
-            Route("/__sim/journal", self.clear_journal, methods=["DELETE"]),
-            Route("/__sim/verdicts", self.verdicts, methods=["GET"]),
+            self.route("/__sim/health", self.health, "GET"),
+            self.route("/__sim/scenario", self.get_scenario, "GET"),
+            self.route("/__sim/scenario", self.put_scenario, "PUT"),
+            self.route("/__sim/reset", self.reset, "POST"),
+            self.route("/__sim/journal", self.get_journal, "GET"),
+            self.route("/__sim/journal", self.clear_journal, "DELETE"),
+            self.route("/__sim/verdicts", self.verdicts, "GET"),
         ]
+
+    def route(self, path: str, endpoint: Endpoint, method: str) -> Route:
+        """An admin route behind the admin-token gate: the one place it is checked."""
+        async def gated(request: Request) -> Response:
+            return self._forbidden(request) or await endpoint(request)
+
+        return Route(path, gated, methods=[method])
 
     def _forbidden(self, request: Request) -> Response | None:
         if self.admin_token is None:
@@ -58,7 +67,7 @@ class AdminAPI:
         if hmac.compare_digest(given.encode(), self.admin_token.encode()):
             return None
         return admin_error(401, "admin_token_required",
-                              "this fake partner's admin API needs the X-Admin-Token header")
+                           "this fake partner's admin API needs the X-Admin-Token header")
 
     def denied(self, request: Request) -> Response | None:
         """The 401 for a request without the admin token, or None: for pages
@@ -66,21 +75,17 @@ class AdminAPI:
         return self._forbidden(request)
 
     async def health(self, request: Request) -> Response:
-        return self._forbidden(request) or admin_json(200, self.state.describe())
+        return admin_json(200, self.state.describe())
 
     async def get_scenario(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         return admin_json(200, {"scenario": self.state.scenario.source,
-                                   "spent": self.state.spent()})
+                                "spent": self.state.spent()})
 
     async def put_scenario(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         body = await read_limited(request, MAX_SCENARIO_BYTES)
         if body is None:
             return admin_error(413, "scenario_too_large",
-                                  f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
+                               f"a scenario is at most {MAX_SCENARIO_BYTES} bytes")
         try:
             # Off the event loop: a 1 MB scenario or a 200,000-order data set takes
             # seconds to build, and every other request (health too) would wait for it.
@@ -93,7 +98,7 @@ class AdminAPI:
                 "problems": [problem.as_json() for problem in exc.problems],
             })
         return admin_json(200, {"status": "ok", "scenario": scenario.name,
-                                   "rules": len(scenario.rules)})
+                                "rules": len(scenario.rules)})
 
     def _install(self, body: bytes) -> Scenario:
         scenario = parse_scenario(body, source="request body")
@@ -101,26 +106,18 @@ class AdminAPI:
         return scenario
 
     async def reset(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         self.state.reset()
         return admin_json(200, {"status": "ok"})
 
     async def get_journal(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         return admin_json(200, {"entries": self.state.journal.entries()})
 
     async def clear_journal(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         self.state.journal.clear()
         return admin_json(200, {"status": "ok"})
 
     async def verdicts(self, request: Request) -> Response:
         """The generic contracts judged on the journal: `?max_attempts=N&min_backoff_ms=M`."""
-        if denied := self._forbidden(request):
-            return denied
         try:
             options = {name: float(value) for name, value in request.query_params.items()
                        if name in ("max_attempts", "min_backoff_ms", "window_s")}

@@ -86,12 +86,10 @@ class ProxyAdminAPI(AdminAPI):
         self.proxy_state = state
 
     def routes(self) -> list[Route]:
-        return [Route("/__sim/health", self.proxy_health, methods=["GET"]),
+        return [self.route("/__sim/health", self.proxy_health, "GET"),
                 *(route for route in super().routes() if route.path != "/__sim/health")]
 
     async def proxy_health(self, request: Request) -> Response:
-        if denied := self._forbidden(request):
-            return denied
         upstream = await self.proxy_state.upstream.probe()
         return json_response(200, {**self.proxy_state.describe(), "upstream": upstream})
 
