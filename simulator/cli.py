@@ -260,6 +260,28 @@ def _open_backend(args: argparse.Namespace, scenario: Scenario,
     return EXIT_INVALID
 
 
+def _worker_backend(args: argparse.Namespace, scenario: Scenario,
+                    kind: str = "") -> StateBackend | None:
+    """A forked worker's own connection to the shared state (it exits if it cannot)."""
+    backend = _open_backend(args, scenario, kind)
+    if isinstance(backend, int):
+        raise SystemExit(backend)
+    return backend
+
+
+def _fresh_start(state: PartnerState, backend: StateBackend | None) -> int | None:
+    """On shared state every start begins afresh (this scenario, budgets, journal);
+    an exit status after one line when the backend fails."""
+    if backend is None:
+        return None
+    try:
+        state.reset()
+    except StateUnavailable as exc:
+        print(f"partnersim: --state: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return None
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -463,19 +485,12 @@ def _serve(args: argparse.Namespace) -> int:
         return state, create_app(state=state, admin_token=args.admin_token)
 
     def worker() -> tuple[ASGIApp, Callable[[], None]]:
-        backend = _open_backend(args, scenario)
-        if isinstance(backend, int):
-            raise SystemExit(backend)
-        state, app = make(backend)
-        return app, state.waits.release_all
+        mine, app = make(_worker_backend(args, scenario))
+        return app, mine.waits.release_all
 
     state, app = make(backend)
-    if backend is not None:
-        try:  # a fresh start for every worker: this scenario, budgets and journal afresh
-            state.reset()
-        except StateUnavailable as exc:
-            print(f"partnersim: --state: {exc}", file=sys.stderr)
-            return EXIT_INVALID
+    if (failed := _fresh_start(state, backend)) is not None:
+        return failed
     _freeze_startup_objects()
     shared = "" if backend is None else f", {args.workers} worker(s) sharing {args.state}"
     return _run(app, args, lambda url: [
@@ -535,32 +550,28 @@ def _replay(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
-    backend = _open_backend(args, faults or empty_scenario(), f"replay-{args.cassette.stem}-")
+    kind = f"replay-{args.cassette.stem}-"
+    backend = _open_backend(args, faults or empty_scenario(), kind)
     if isinstance(backend, int):
         return backend
+
+    def make(recordings: RecordingIndex, backend: StateBackend | None) -> ReplayState:
+        return ReplayState(recordings, faults, cassette=str(args.cassette),
+                           journal_size=max(1, args.journal_size),
+                           journal_bytes=args.journal_bytes, miss=miss,
+                           recorded_latency=args.recorded_latency, backend=backend)
+
     try:
-        state = ReplayState(index, faults, cassette=str(args.cassette),
-                            journal_size=max(1, args.journal_size),
-                            journal_bytes=args.journal_bytes, miss=miss,
-                            recorded_latency=args.recorded_latency, backend=backend)
-        if backend is not None:
-            state.reset()
+        state = make(index, backend)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
-    except StateUnavailable as exc:
-        print(f"partnersim: --state: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    if (failed := _fresh_start(state, backend)) is not None:
+        return failed
 
     def worker() -> tuple[ASGIApp, Callable[[], None]]:
-        shared = _open_backend(args, faults or empty_scenario(), f"replay-{args.cassette.stem}-")
-        if isinstance(shared, int):
-            raise SystemExit(shared)
-        mine = ReplayState(RecordingIndex.from_file(args.cassette, match_body=args.match_body)[0],
-                           faults, cassette=str(args.cassette),
-                           journal_size=max(1, args.journal_size),
-                           journal_bytes=args.journal_bytes, miss=miss,
-                           recorded_latency=args.recorded_latency, backend=shared)
+        mine = make(RecordingIndex.from_file(args.cassette, match_body=args.match_body)[0],
+                    _worker_backend(args, faults or empty_scenario(), kind))
         return create_replay_app(mine, admin_token=args.admin_token), mine.waits.release_all
     loaded_s = time.perf_counter() - started
     _freeze_startup_objects()  # with 100,000 recordings a full GC pass took 0.5 s
@@ -684,25 +695,21 @@ def _proxy(args: argparse.Namespace) -> int:
     backend = _open_backend(args, scenario, "proxy-")
     if isinstance(backend, int):
         return backend
+    def make(upstream: Upstream, backend: StateBackend | None) -> ProxyState:
+        return ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
+                          journal_bytes=args.journal_bytes, backend=backend)
+
     try:
-        state = ProxyState(upstream, scenario, journal_size=max(1, args.journal_size),
-                           journal_bytes=args.journal_bytes, backend=backend)
-        if backend is not None:
-            state.reset()
+        state = make(upstream, backend)
     except ScenarioError as exc:
         _print_problems(str(args.faults) if args.faults else exc.source, exc.problems)
         return EXIT_INVALID
-    except StateUnavailable as exc:
-        print(f"partnersim: --state: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    if (failed := _fresh_start(state, backend)) is not None:
+        return failed
 
     def worker() -> tuple[ASGIApp, Callable[[], None]]:
-        shared = _open_backend(args, scenario, "proxy-")
-        if isinstance(shared, int):
-            raise SystemExit(shared)
-        mine = ProxyState(Upstream(args.upstream, timeout_s=args.timeout, forwarded=True),
-                          scenario, journal_size=max(1, args.journal_size),
-                          journal_bytes=args.journal_bytes, backend=shared)
+        mine = make(Upstream(args.upstream, timeout_s=args.timeout, forwarded=True),
+                    _worker_backend(args, scenario, "proxy-"))
         return create_proxy_app(mine, admin_token=args.admin_token), mine.waits.release_all
     writer: CassetteWriter | None = None
     if args.out is not None:
