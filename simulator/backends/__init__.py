@@ -98,6 +98,10 @@ class StateBackend(Protocol):
               check: TokenCheck) -> Decision | None:
         """Check the token (TokenRefused), then spend the budgets of the rule that acts."""
 
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        """admit() on the server's event loop, which it need not block."""
+
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
         """Change the data set as `action` says, behind `cursor`, for every worker;

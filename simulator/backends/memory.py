@@ -59,6 +59,10 @@ class MemoryBackend:
         assert self.engine is not None
         return self.engine.decide(request)
 
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        return self.admit(request, token, check)
+
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
         assert self.store is not None

@@ -33,14 +33,16 @@ import random
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -328,6 +330,148 @@ class Link:
             return connection.read_response()
 
 
+def _encode(parts: list[Any]) -> bytes:
+    """One command in Redis's protocol (RESP): an array of bulk strings."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class AsyncLink(asyncio.Protocol):
+    """One pipelined connection per event loop for the hot path, without blocking it.
+
+    The commands asked for during one loop tick are written to Redis at once, and
+    each caller waits for its own reply (Redis answers in order) while the loop
+    serves others. hiredis parses the replies. A connection that gives no reply for
+    SOCKET_TIMEOUT_S, or is lost, fails what waits with StateUnavailable; the next
+    call connects again."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: redis.Redis) -> None:
+        self.loop = loop
+        self._client = client
+        kwargs = client.connection_pool.connection_kwargs
+        self._path: str | None = kwargs.get("path")
+        self._address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
+        self._hello: list[list[Any]] = []
+        if kwargs.get("password"):
+            user = [kwargs["username"]] if kwargs.get("username") else []
+            self._hello.append(["AUTH", *user, kwargs["password"]])
+        if kwargs.get("db"):
+            self._hello.append(["SELECT", kwargs["db"]])
+        self._transport: asyncio.Transport | None = None
+        self._open = False  # connected, and the hello commands queued first
+        self._lock = asyncio.Lock()
+        self._reader = hiredis.Reader()
+        self._waiting: deque[tuple[asyncio.Future[Any], Script | None, list[Any]]] = deque()
+        self._out: list[bytes] = []
+        self._flush_due = False
+        self._answered = 0
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    async def run(self, script: Script, args: list[Any]) -> Any:
+        """EVALSHA `script` (EVAL if Redis lost it); StateUnavailable on a loss."""
+        if not self._open:
+            await self._connect()
+        future = self.loop.create_future()
+        self._send(future, script, ["EVALSHA", script.sha, 0, *args])
+        return await future
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            if self._open:
+                return
+            hello = []
+            try:
+                async with asyncio.timeout(SOCKET_TIMEOUT_S):
+                    if self._path is not None:
+                        await self.loop.create_unix_connection(lambda: self, self._path)
+                    else:
+                        await self.loop.create_connection(lambda: self, *self._address)
+                    for command in self._hello:
+                        hello.append(self.loop.create_future())
+                        self._send(hello[-1], None, command)
+                    self._open = True
+                    for future in hello:
+                        await future
+            except (OSError, TimeoutError) as exc:
+                if self._transport is not None:
+                    self._transport.abort()
+                raise StateUnavailable(f"the shared state does not answer: {exc}") from exc
+
+    def _send(self, future: asyncio.Future[Any], script: Script | None,
+              command: list[Any]) -> None:
+        self._waiting.append((future, script, command))
+        self._out.append(_encode(command))
+        if not self._flush_due:
+            self._flush_due = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._transport is None or not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._transport.write(data)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(SOCKET_TIMEOUT_S, self._watch, self._answered)
+
+    def _watch(self, answered: int) -> None:
+        self._watchdog = None
+        if not self._waiting:
+            return
+        if self._answered == answered and self._transport is not None:
+            self._transport.abort()  # no reply for SOCKET_TIMEOUT_S: connection_lost
+            return
+        self._watchdog = self.loop.call_later(SOCKET_TIMEOUT_S, self._watch, self._answered)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        while (reply := reader.gets()) is not False:
+            self._answered += 1
+            future, script, command = waiting.popleft()
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                if script is not None and message.startswith("NOSCRIPT"):
+                    # Redis restarted and lost its scripts: EVAL loads it again.
+                    self._send(future, None, ["EVAL", script.script, *command[2:]])
+                elif message.startswith(("LOADING", "BUSY", "MASTERDOWN")):
+                    future.set_exception(StateUnavailable(
+                        f"the shared state does not answer: {message}"))
+                else:
+                    future.set_exception(ResponseError(message))
+                continue
+            future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._open = False
+        self._out.clear()
+        self._flush_due = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        lost = StateUnavailable(f"the shared state does not answer: {exc or 'connection closed'}")
+        while self._waiting:
+            future = self._waiting.popleft()[0]
+            if not future.done():
+                future.set_exception(lost)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
 def _run(script: Script, args: list[Any]) -> Any:
     """Run a Lua script (loading it again if Redis restarted and lost it)."""
     try:
@@ -446,6 +590,83 @@ class RedisJournal:
         return run_pipeline(self._client, self._prefix, commands)
 
 
+class _Admission:
+    """One request's way through the admit script: its arguments, and what each reply
+    means (done with a decision, or call the script again with the new arguments)."""
+
+    def __init__(self, backend: RedisBackend, request: RequestInfo, token: str | None,
+                 check: TokenCheck) -> None:
+        engine = backend.engine
+        assert engine is not None
+        self.backend = backend
+        self.engine = engine
+        self.request = request
+        self.candidates = candidates = engine.candidates(request, time.time() - backend.started)
+        args: list[Any] = [backend.prefix, backend.version, check, token or "",
+                           request_digest(request.key).hex(), -1, 0, "0",
+                           MAX_REMEMBERED_REQUESTS]
+        for rule, moment in candidates:
+            bucket = rule.fault.action if rule.fault is not None else None
+            drawn = rule.probability is not None or (moment is not None
+                                                     and moment.probability is not None)
+            args += [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
+                     "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
+                     *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
+        self.args = args
+        self.drawn_rng: tuple[int, random.Random] | None = None
+
+    def step(self, reply: Any) -> tuple[bool, Decision | None]:
+        """(True, the decision) when `reply` settles the request; (False, None) when the
+        script must run again with `self.args`."""
+        backend = self.backend
+        code = reply[0]
+        if code == 0:
+            backend._catch_up(int(reply[2]))
+            return True, None
+        if code == 3:
+            backend._stale()  # raises ScenarioChanged, or started Redis afresh: again
+            self.args[1], self.args[5:8] = backend.version, [-1, 0, "0"]
+            self.drawn_rng = None
+            return False, None
+        if code == 4:
+            raise TokenRefused("unknown or expired token")
+        if code == 5:
+            raise TokenRefused("token expired")
+        seed = self.engine.scenario.seed
+        key = self.request.key
+        if code == 2:  # the seeded draw of a probability rule, here; then carry on
+            position, occurrence = int(reply[1]), int(reply[2])
+            rule, moment = self.candidates[position - 1]
+            rng = seeded_rng(seed, rule.index, key, occurrence)
+            probability = rule.probability
+            if moment is not None and moment.probability is not None:
+                probability = moment.probability
+            assert probability is not None
+            passed = rng.random() < probability
+            self.drawn_rng = (rule.index, rng) if passed else None
+            self.args[5:8] = [occurrence, position, "1" if passed else "0"]
+            return False, None
+        index, occurrence = int(reply[1]), int(reply[2])
+        backend._catch_up(int(reply[3]))
+        rule, moment = next(item for item in self.candidates if item[0].index == index)
+        if self.drawn_rng is not None and self.drawn_rng[0] == index:
+            rng = self.drawn_rng[1]
+        else:
+            rng = seeded_rng(seed, index, key, occurrence)
+        fault = pick_fault(rule, rng)
+        outcome = None
+        if len(reply) > 4:
+            assert isinstance(fault.action, RateLimit)
+            outcome = BucketOutcome(reply[4] == 1, fault.action.limit, int(reply[5]),
+                                    int(reply[6]))
+        elif isinstance(fault.action, RateLimit):  # picked by a one_of
+            take = [backend.prefix, index, fault.action.limit, fault.action.per_s]
+            allowed, remaining, retry = _run(backend._take, take)
+            outcome = BucketOutcome(allowed == 1, fault.action.limit, int(remaining),
+                                    int(retry))
+        return True, Decision(rule, fault, rng, outcome, moment)
+
+
 class RedisBackend:
     """State shared by every worker through one Redis, under `prefix`."""
 
@@ -470,6 +691,7 @@ class RedisBackend:
         self.version = -1  # the shared scenario's version this process runs
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
+        self._alink: AsyncLink | None = None
 
     def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
@@ -508,67 +730,32 @@ class RedisBackend:
 
     def admit(self, request: RequestInfo, token: str | None,
               check: TokenCheck) -> Decision | None:
-        engine = self.engine
-        assert engine is not None
-        candidates = engine.candidates(request, time.time() - self.started)
-        key = request.key
-        args: list[Any] = [self.prefix, self.version, check, token or "",
-                           request_digest(key).hex(), -1, 0, "0", MAX_REMEMBERED_REQUESTS]
-        for rule, moment in candidates:
-            bucket = rule.fault.action if rule.fault is not None else None
-            drawn = rule.probability is not None or (moment is not None
-                                                     and moment.probability is not None)
-            args += [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
-                     "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
-                     *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
-        seed = engine.scenario.seed
-        drawn_rng = None
+        admission = _Admission(self, request, token, check)
         while True:
-            reply = self.link.run(self._admit, args)
-            code = reply[0]
-            if code == 0:
-                self._catch_up(int(reply[2]))
-                return None
-            if code == 3:
-                self._stale()  # raises ScenarioChanged, or started Redis afresh: again
-                args[1], args[5:8] = self.version, [-1, 0, "0"]
-                drawn_rng = None
-                continue
-            if code == 4:
-                raise TokenRefused("unknown or expired token")
-            if code == 5:
-                raise TokenRefused("token expired")
-            if code == 2:  # the seeded draw of a probability rule, here; then carry on
-                position, occurrence = int(reply[1]), int(reply[2])
-                rule, moment = candidates[position - 1]
-                rng = seeded_rng(seed, rule.index, key, occurrence)
-                probability = rule.probability
-                if moment is not None and moment.probability is not None:
-                    probability = moment.probability
-                assert probability is not None
-                passed = rng.random() < probability
-                drawn_rng = (rule.index, rng) if passed else None
-                args[5:8] = [occurrence, position, "1" if passed else "0"]
-                continue
-            index, occurrence = int(reply[1]), int(reply[2])
-            self._catch_up(int(reply[3]))
-            rule, moment = next(item for item in candidates if item[0].index == index)
-            if drawn_rng is not None and drawn_rng[0] == index:
-                rng = drawn_rng[1]
-            else:
-                rng = seeded_rng(seed, index, key, occurrence)
-            fault = pick_fault(rule, rng)
-            outcome = None
-            if len(reply) > 4:
-                assert isinstance(fault.action, RateLimit)
-                outcome = BucketOutcome(reply[4] == 1, fault.action.limit, int(reply[5]),
-                                        int(reply[6]))
-            elif isinstance(fault.action, RateLimit):  # picked by a one_of
-                take = [self.prefix, index, fault.action.limit, fault.action.per_s]
-                allowed, remaining, retry = _run(self._take, take)
-                outcome = BucketOutcome(allowed == 1, fault.action.limit, int(remaining),
-                                        int(retry))
-            return Decision(rule, fault, rng, outcome, moment)
+            done, decision = admission.step(self.link.run(self._admit, admission.args))
+            if done:
+                return decision
+
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        """admit() without blocking the event loop on the round trip: the script calls of
+        the requests of one loop tick go to Redis together, pipelined on one connection,
+        and the loop serves other requests while they run. Each call is still one
+        atomic script, in the order the requests asked: as exact as admit()."""
+        link = self._async_link()
+        admission = _Admission(self, request, token, check)
+        while True:
+            done, decision = admission.step(await link.run(self._admit, admission.args))
+            if done:
+                return decision
+
+    def _async_link(self) -> AsyncLink:
+        """This event loop's pipelined connection."""
+        link = self._alink
+        loop = asyncio.get_running_loop()
+        if link is None or link.loop is not loop:
+            link = self._alink = AsyncLink(loop, self.client)
+        return link
 
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
