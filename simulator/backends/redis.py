@@ -76,6 +76,8 @@ T = TypeVar("T")
 FLUSH_EVERY_S = 0.001
 #: Entries sent at once at most (then at once, without waiting).
 MAX_BATCH = 256
+#: Journal batches sent at most before their replies are read.
+MAX_UNREAD = 64
 #: Seconds a Redis call may take before the request is answered 503.
 SOCKET_TIMEOUT_S = 2.0
 
@@ -297,25 +299,91 @@ def run_pipeline(client: redis.Redis, prefix: str, commands: Any) -> list[Any]:
 class Link:
     """One connection of its own for the hot path (a script call per request): redis-py's
     pool and retry layers cost ~25 µs a call, the round trip itself ~12 µs. Shared by
-    the threads of one process under a lock; reconnects on the next call after a loss."""
+    the threads of one process under a lock; reconnects on the next call after a loss.
+
+    `send` writes a journal batch without waiting for its reply: the loop goes on at
+    once, and the replies are read before the next call on this connection, so a read
+    made through it (`execute`) sees every batch sent before it."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._connection = client.connection_pool.make_connection()
         self._lock = threading.Lock()
+        # The batches sent whose replies are not read yet: (entries, script, args).
+        self._unread: deque[tuple[int, Script, list[Any]]] = deque()
+        self.lost = 0  # journal entries sent that Redis did not take
 
     def run(self, script: Script, args: list[Any]) -> Any:
         """EVALSHA `script` (loading it if Redis lost it); StateUnavailable on a loss."""
+        return self._locked(lambda: self._evalsha(script, args))
+
+    def execute(self, *command: Any) -> Any:
+        """One command, after every batch sent before it; StateUnavailable on a loss."""
+        def call() -> Any:
+            self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                [_encode(list(command))])
+            return self._connection.read_response()
+        return self._locked(call)
+
+    def send(self, script: Script, args: list[Any], entries: int) -> None:
+        """EVALSHA `script` for a batch of `entries` journal entries, reply unread."""
         with self._lock:
+            self._drain(wait=len(self._unread) >= MAX_UNREAD)
+            try:
+                self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                    [_encode(["EVALSHA", script.sha, 0, *args])])
+            except (RedisConnectionError, RedisTimeoutError):
+                self._connection.disconnect()  # type: ignore[no-untyped-call]
+                self.lost += entries
+                return
+            self._unread.append((entries, script, args))
+
+    def drain(self) -> None:
+        """Wait for the replies of every batch sent."""
+        with self._lock:
+            self._drain()
+
+    def _locked(self, action: Callable[[], T]) -> T:
+        with self._lock:
+            self._drain()
             for attempt in (1, 2):
                 try:
-                    return self._evalsha(script, args)
+                    return action()
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     self._connection.disconnect()  # type: ignore[no-untyped-call]
                     if attempt == 2:
                         raise StateUnavailable(
                             f"the shared state does not answer: {exc}") from exc
         raise AssertionError("unreachable")
+
+    def _drain(self, wait: bool = True) -> None:
+        """Read the replies of the batches sent (only those already here unless `wait`);
+        a batch Redis lost its script for is sent again (after the others' replies), one
+        it refused or never got is lost."""
+        again = []
+        while self._unread:
+            try:
+                if not wait and not self._connection.can_read():
+                    break
+            except (RedisConnectionError, RedisTimeoutError):
+                pass  # read_response below says what became of the connection
+            entries, script, args = self._unread.popleft()
+            try:
+                self._connection.read_response()
+            except NoScriptError:
+                again.append((entries, script, args))
+            except ResponseError:
+                self.lost += entries
+            except (RedisConnectionError, RedisTimeoutError):
+                self._connection.disconnect()  # type: ignore[no-untyped-call]
+                self.lost += entries + sum(item[0] for item in self._unread)
+                self._unread.clear()
+                return
+        for entries, script, args in again:
+            try:
+                self._evalsha(script, args)
+            except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                self.lost += entries
 
     def _evalsha(self, script: Script, args: list[Any]) -> Any:
         connection = self._connection
@@ -330,13 +398,15 @@ class Link:
             return connection.read_response()
 
 
+def _bulk(part: Any) -> bytes:
+    """One argument in Redis's protocol (RESP): a bulk string."""
+    data = part if isinstance(part, bytes) else str(part).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
 def _encode(parts: list[Any]) -> bytes:
-    """One command in Redis's protocol (RESP): an array of bulk strings."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+    """One command in Redis's protocol: an array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join([_bulk(part) for part in parts])
 
 
 class AsyncLink(asyncio.Protocol):
@@ -370,12 +440,13 @@ class AsyncLink(asyncio.Protocol):
         self._answered = 0
         self._watchdog: asyncio.TimerHandle | None = None
 
-    async def run(self, script: Script, args: list[Any]) -> Any:
-        """EVALSHA `script` (EVAL if Redis lost it); StateUnavailable on a loss."""
+    async def run(self, script: Script, args: list[Any], packed: bytes | None = None) -> Any:
+        """EVALSHA `script` (EVAL if Redis lost it); StateUnavailable on a loss. `packed`:
+        the EVALSHA already in Redis's protocol, if the caller has it."""
         if not self._open:
             await self._connect()
         future = self.loop.create_future()
-        self._send(future, script, ["EVALSHA", script.sha, 0, *args])
+        self._send(future, script, ["EVALSHA", script.sha, 0, *args], packed)
         return await future
 
     async def _connect(self) -> None:
@@ -401,9 +472,9 @@ class AsyncLink(asyncio.Protocol):
                 raise StateUnavailable(f"the shared state does not answer: {exc}") from exc
 
     def _send(self, future: asyncio.Future[Any], script: Script | None,
-              command: list[Any]) -> None:
+              command: list[Any], packed: bytes | None = None) -> None:
         self._waiting.append((future, script, command))
-        self._out.append(_encode(command))
+        self._out.append(packed or _encode(command))
         if not self._flush_due:
             self._flush_due = True
             self.loop.call_soon(self._flush)
@@ -508,6 +579,9 @@ class RedisJournal:
         self.max_bytes = max_bytes
         self._append = client.register_script(_APPEND)
         self._clear = client.register_script(_CLEAR)
+        # Loaded now: a batch is sent without waiting for its reply, so a NOSCRIPT would
+        # be seen only later (after a restart of Redis it is, and the batch sent again).
+        _call(lambda: client.script_load(_APPEND))
         self._link = link or Link(client)
         self._sizes: dict[int, tuple[int, bool]] = {}  # id(entry) -> (size, cut)
         self._batch: list[Any] = []
@@ -542,20 +616,23 @@ class RedisJournal:
         loop.call_later(FLUSH_EVERY_S, self.flush)
 
     def flush(self) -> None:
-        """Send the completed entries held here (one script call)."""
+        """Send the completed entries held here (one script call, its reply not waited
+        for: reads through the same connection come after it)."""
         with self._batch_lock:
             self._flush_due = False
             batch, self._batch = self._batch, []
-        if not batch:
-            return
-        try:
-            self._link.run(self._append, [self._prefix, self.size, self.max_bytes, *batch])
-        except StateUnavailable:
-            self.lost += len(batch) // 4
+        if batch:
+            self._link.send(self._append, [self._prefix, self.size, self.max_bytes, *batch],
+                            len(batch) // 4)
+
+    def settle(self) -> None:
+        """Send what is held here and wait until Redis has taken every batch sent."""
+        self.flush()
+        self._link.drain()
 
     def _read(self, start: int, end: int) -> list[dict[str, Any]]:
         self.flush()
-        raw = _call(lambda: self._client.lrange(self._prefix + "j", start, end))
+        raw = self._link.execute("LRANGE", self._prefix + "j", start, end)
         return [json.loads(item) for item in raw]
 
     def entries(self) -> list[dict[str, Any]]:
@@ -573,18 +650,21 @@ class RedisJournal:
 
     def clear(self) -> None:
         self.flush()
-        _run(self._clear, [self._prefix])
+        self._link.run(self._clear, [self._prefix])
 
     def stats(self) -> dict[str, int]:
+        self.settle()
         length, used, dropped, cut = _call(lambda: self._pipeline(
             ["LLEN", "j"], ["GET", "jbytes"], ["GET", "jdropped"], ["GET", "jtruncated"]))
         return {"journal_entries": length, "journal_size": self.size,
                 "journal_bytes": int(used or 0), "journal_max_bytes": self.max_bytes,
                 "journal_dropped_for_bytes": int(dropped or 0),
-                "journal_truncated_entries": int(cut or 0), "journal_lost": self.lost}
+                "journal_truncated_entries": int(cut or 0),
+                "journal_lost": self.lost + self._link.lost}
 
     def __len__(self) -> int:
-        return int(_call(lambda: self._client.llen(self._prefix + "j")))
+        self.flush()
+        return int(self._link.execute("LLEN", self._prefix + "j"))
 
     def _pipeline(self, *commands: list[Any]) -> list[Any]:
         return run_pipeline(self._client, self._prefix, commands)
@@ -605,15 +685,27 @@ class _Admission:
         args: list[Any] = [backend.prefix, backend.version, check, token or "",
                            request_digest(request.key).hex(), -1, 0, "0",
                            MAX_REMEMBERED_REQUESTS]
+        self.segments: list[bytes] = []
         for rule, moment in candidates:
             bucket = rule.fault.action if rule.fault is not None else None
             drawn = rule.probability is not None or (moment is not None
                                                      and moment.probability is not None)
-            args += [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
-                     "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
-                     *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
+            part = [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
+                    "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
+                    *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
+            args += part
+            self.segments.append(backend.segment(part))
         self.args = args
         self.drawn_rng: tuple[int, random.Random] | None = None
+
+    def packed(self) -> bytes:
+        """The first EVALSHA of the admit script in Redis's protocol, the parts that are
+        the same for every request (script, prefix, each rule's) encoded once."""
+        args = self.args
+        return b"".join([b"*%d\r\n" % (len(args) + 3), self.backend.admit_head,
+                         _bulk(args[1]), _bulk(args[2]), _bulk(args[3]), _bulk(args[4]),
+                         b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n", _bulk(args[8]),
+                         *self.segments])
 
     def step(self, reply: Any) -> tuple[bool, Decision | None]:
         """(True, the decision) when `reply` settles the request; (False, None) when the
@@ -692,6 +784,21 @@ class RedisBackend:
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
         self._alink: AsyncLink | None = None
+        # The admit script's EVALSHA, 0 keys and prefix, and each rule's arguments, in
+        # Redis's protocol: encoded once, not per request.
+        self.admit_head = b"".join(_bulk(part) for part in
+                                   ["EVALSHA", self._admit.sha, 0, prefix])
+        self._segments: dict[tuple[Any, ...], bytes] = {}
+
+    def segment(self, part: list[Any]) -> bytes:
+        """A rule's arguments to the admit script, in Redis's protocol."""
+        key = tuple(part)
+        packed = self._segments.get(key)
+        if packed is None:
+            if len(self._segments) > 4096:
+                self._segments.clear()
+            packed = self._segments[key] = b"".join([_bulk(item) for item in part])
+        return packed
 
     def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
@@ -703,7 +810,7 @@ class RedisBackend:
             self.publish(scenario, clear_journal=False)  # the first worker of a new prefix
 
     def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
-        self.journal.flush()
+        self.journal.settle()
         source = json.dumps(scenario.source, separators=(",", ":"))
         version, started = _run(self._publish,
                                 [self.prefix, source, "1" if clear_journal else "0"])
@@ -744,10 +851,13 @@ class RedisBackend:
         atomic script, in the order the requests asked: as exact as admit()."""
         link = self._async_link()
         admission = _Admission(self, request, token, check)
+        packed: bytes | None = admission.packed()
         while True:
-            done, decision = admission.step(await link.run(self._admit, admission.args))
+            reply = await link.run(self._admit, admission.args, packed)
+            done, decision = admission.step(reply)
             if done:
                 return decision
+            packed = None  # the arguments changed
 
     def _async_link(self) -> AsyncLink:
         """This event loop's pipelined connection."""
