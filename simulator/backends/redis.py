@@ -439,6 +439,9 @@ class AsyncLink(asyncio.Protocol):
         self._flush_due = False
         self._answered = 0
         self._watchdog: asyncio.TimerHandle | None = None
+        # Called just before each write: the journal sends what it holds then, so Redis
+        # wakes once for both (at a low rate, twice a request otherwise).
+        self.before_write: Callable[[], None] | None = None
 
     async def run(self, script: Script, args: list[Any], packed: bytes | None = None) -> Any:
         """EVALSHA `script` (EVAL if Redis lost it); StateUnavailable on a loss. `packed`:
@@ -483,6 +486,8 @@ class AsyncLink(asyncio.Protocol):
         self._flush_due = False
         if self._transport is None or not self._out:
             return
+        if self.before_write is not None:
+            self.before_write()
         data = b"".join(self._out)
         self._out.clear()
         self._transport.write(data)
@@ -865,6 +870,7 @@ class RedisBackend:
         loop = asyncio.get_running_loop()
         if link is None or link.loop is not loop:
             link = self._alink = AsyncLink(loop, self.client)
+            link.before_write = self.journal.flush
         return link
 
     def drift(self, action: CursorDrift, rng: random.Random,

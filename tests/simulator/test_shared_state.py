@@ -255,3 +255,88 @@ def test_replay_hands_each_recording_out_once_across_workers(
         assert statuses == [503, 429, 200, 200]  # in recorded order, then the last repeats
         b.reset()  # rewinds for every worker
         assert FRESH.get(a.url + "/v1/orders/ORD-1").status_code == 503
+
+
+TIMED = {"seed": 3, "rules": [
+    {"name": "outage", "match": {"path": "/v1/orders/*"}, "window": {"from_s": 10, "for_s": 5},
+     "fault": {"status": 503}},
+    {"name": "flapping", "match": {"path": "/v1/returns/*"},
+     "flap": {"up_s": 2, "down_s": 1}, "fault": {"status": 502}},
+    {"name": "ramp", "match": {"path": "/v1/invoices/*"},
+     "ramp": {"over_s": 20, "latency_ms": [0, 1000]}, "fault": {"status": 500}},
+]}
+
+
+def test_timed_rules_agree_across_workers_on_the_shared_start(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seconds into the scenario count from its start on Redis's clock, which every
+    worker reads from Redis (the one that published it and the one that adopted it),
+    so at any instant two workers are in the same window, flap cycle and ramp step."""
+    from partnerkit.simulator.backends import open_state
+    from partnerkit.simulator.backends import redis as redis_backend
+    from partnerkit.simulator.engine import RequestInfo
+    from partnerkit.simulator.scenario import parse_scenario
+    from partnerkit.simulator.state import PartnerState
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    def worker() -> PartnerState:
+        backend = open_state(redis_server.url, prefix, journal_size=100,
+                             journal_bytes=1 << 20)
+        return PartnerState(parse_scenario(TIMED, source="test"), backend=backend)
+
+    a = worker()
+    a.reset()
+    b = worker()  # started later: adopts a's start before its first answer
+    now = [a.backend.started + 30]
+    monkeypatch.setattr(redis_backend.time, "time", lambda: now[0])
+    start = a.backend.started
+
+    def decided(state: PartnerState, path: str) -> tuple[str, float | None] | None:
+        decision = state.admit(RequestInfo("GET", path, "", {}, {}), None, "none")
+        if decision is None:
+            return None
+        return decision.rule.label, decision.moment and decision.moment.latency_ms
+
+    seen = []
+    for at in [0, 9.999, 10, 12.5, 14.999, 15, 1.999, 2, 2.999, 3, 5.5, 19.9]:
+        now[0] = start + at
+        for path in ("/v1/orders/ORD-000001", "/v1/returns/R-1", "/v1/invoices/I-1"):
+            pair = [decided(a, path), decided(b, path)]
+            seen.append((at, path, pair))
+            assert pair[0] == pair[1], (at, path, pair)
+    outage = {at for at, path, pair in seen if path.startswith("/v1/orders") and pair[0]}
+    assert outage == {10, 12.5, 14.999}
+    flapping = {at for at, path, pair in seen if path.startswith("/v1/returns") and pair[0]}
+    assert flapping == {2, 2.999, 5.5, 14.999}
+    assert [pair[0] for at, path, pair in seen if at == 5.5 and "invoices" in path] == [
+        ("ramp", 275.0)]
+    now[0] = start + 100
+    monkeypatch.undo()
+    b.reset()  # on either worker, restarts the clock of both (on Redis's, again)
+    monkeypatch.setattr(redis_backend.time, "time", lambda: now[0])
+    now[0] = b.backend.started + 10.5
+    assert decided(a, "/v1/orders/ORD-1") == decided(b, "/v1/orders/ORD-2") == ("outage", None)
+
+
+def test_the_admit_call_encoded_once_per_rule_is_the_plain_call(
+        redis_server: RedisServer) -> None:
+    from partnerkit.simulator.backends import open_state
+    from partnerkit.simulator.backends.redis import RedisBackend, _Admission, _encode
+    from partnerkit.simulator.engine import RequestInfo
+    from partnerkit.simulator.scenario import parse_scenario
+    from partnerkit.simulator.state import PartnerState
+
+    backend = open_state(redis_server.url, f"test:{uuid.uuid4().hex}:", journal_size=100,
+                         journal_bytes=1 << 20)
+    assert isinstance(backend, RedisBackend)
+    PartnerState(parse_scenario({**CHAOS, "rules": [
+        *CHAOS["rules"], {"match": {"path": "/v1/orders/*"},
+                          "fault": {"rate_limit": {"limit": 3, "per_s": 1.5}}}]},
+        source="test"), backend=backend)
+    for token in (None, "sim-é"):
+        request = RequestInfo("GET", "/v1/orders/ORD-000001", "a=1", {"a": "1"}, {})
+        admission = _Admission(backend, request, token, "valid")
+        assert len(admission.candidates) == 3
+        assert admission.packed() == _encode(["EVALSHA", backend._admit.sha, 0,
+                                              *admission.args])
