@@ -114,6 +114,10 @@ class StateBackend(Protocol):
 
     def revoke_token(self, token: str) -> None: ...
 
+    def issued_tokens(self) -> set[str]:
+        """Every token handed out that is still remembered, revoked ones too (what a
+        test greps logs and journals for)."""
+
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         """The first acknowledgement wins (201 with `body`); its key replays it (200);
         anything else is 409 (status, b"")."""

@@ -77,6 +77,9 @@ class MemoryBackend:
     def revoke_token(self, token: str) -> None:
         self.tokens.revoke(token)
 
+    def issued_tokens(self) -> set[str]:
+        return self.tokens.issued()
+
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         previous = self.acks.get(order_id)
         if previous is not None:

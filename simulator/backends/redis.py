@@ -917,6 +917,11 @@ class RedisBackend:
     def revoke_token(self, token: str) -> None:
         _run(self._revoke, [self.prefix, token, MAX_LIVE_TOKENS])
 
+    def issued_tokens(self) -> set[str]:
+        live, revoked = _call(lambda: run_pipeline(
+            self.client, self.prefix, [["ZRANGE", "tok", 0, -1], ["SMEMBERS", "rev"]]))
+        return {_text(token) for token in [*live, *revoked]}
+
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         status, first = _run(self._ack, [self.prefix, order_id, key or "", body])
         return int(status), first if isinstance(first, bytes) else str(first).encode()
