@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from partnerkit.simulator import FakePartner
-from partnerkit.simulator.server import ReplayPartner
+from partnerkit.simulator.server import FaultProxy, ReplayPartner
 from tests.conftest import fetch_token
 from tests.redis_server import RedisServer
 
@@ -340,3 +340,28 @@ def test_the_admit_call_encoded_once_per_rule_is_the_plain_call(
         assert len(admission.candidates) == 3
         assert admission.packed() == _encode(["EVALSHA", backend._admit.sha, 0,
                                               *admission.args])
+
+
+def test_two_fault_proxies_on_one_redis_share_budgets_revocations_and_journal(
+        redis_server: RedisServer) -> None:
+    faults = {"rules": [{"match": {"path": "/v1/orders/ORD-000002"}, "times": 1,
+                         "fault": {"auth": "expire_token"}},
+                        {"match": {"path": "/v1/orders/ORD-000003"}, "times": 1,
+                         "fault": {"status": 503}}]}
+    prefix = f"test:{uuid.uuid4().hex}:"
+    with FakePartner() as upstream, \
+            FaultProxy(upstream.url, faults, state=redis_server.url, state_prefix=prefix) as a, \
+            FaultProxy(upstream.url, faults, state=redis_server.url, state_prefix=prefix) as b:
+        a.reset()
+        assert a.state.backend.name == b.state.backend.name == "redis"
+        token = token_of(a)  # the upstream's
+        assert get(b, "/v1/orders/ORD-000003", token).status_code == 503
+        assert get(a, "/v1/orders/ORD-000003", token).status_code == 200  # times: 1, shared
+        assert get(a, "/v1/orders/ORD-000002", token).status_code == 401  # revoked on a
+        assert get(b, "/v1/orders/ORD-000001", token).status_code == 401  # refused on b
+        assert get(b, "/v1/orders/ORD-000001", token_of(b)).status_code == 200
+        deadline = time.monotonic() + 2  # a's last entry reaches Redis just after its answer
+        while len(entries := b.journal()) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        paths = [entry["path"] for entry in entries]
+        assert paths.count("/v1/orders/ORD-000003") == 2 and len(paths) == 7
