@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import httpx
+from starlette.types import ASGIApp
 
 import partnerkit
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.backends import StateBackend, StateUnavailable, default_prefix, open_state
 from partnerkit.simulator.cassette import CassetteError, CassetteWriter, redact_interaction
-from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.formats import read_har
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_verdicts import check_entries, judge_journal, judged_operations
