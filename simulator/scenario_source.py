@@ -25,10 +25,11 @@ MAX_DEPTH = 32
 #: message could try to print its thousands of digits.
 MAX_INTEGER = 2**256 - 1
 
-Path = tuple[str | int, ...]
+#: Where a value sits in a scenario document: ("rules", 0, "fault") is rules[0].fault.
+Where = tuple[str | int, ...]
 
 
-def format_path(path: Path) -> str:
+def format_path(path: Where) -> str:
     """("rules", 0, "fault") -> "rules[0].fault"; the root is "$"."""
     text = ""
     for part in path:
@@ -68,9 +69,9 @@ class Located:
     """Plain data plus a map from node path to its 1-based line."""
 
     data: Any
-    lines: dict[Path, int] = field(default_factory=dict)
+    lines: dict[Where, int] = field(default_factory=dict)
 
-    def line_of(self, path: Path) -> int | None:
+    def line_of(self, path: Where) -> int | None:
         # The nearest ancestor that has a line: a missing key points at its mapping.
         for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
@@ -98,7 +99,7 @@ def _key_text(key: Any) -> Any:
     return key
 
 
-def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int,
+def _plain(node: Any, path: Where, lines: dict[Where, int], depth: int,
            budget: ExpansionBudget) -> Any:
     budget.spend(1 + len(node) if isinstance(node, str) else 1, path)
     if depth > MAX_DEPTH:
@@ -149,7 +150,7 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int,
 
 
 class _TagRefused(ComposerError):
-    def __init__(self, path: Path, tag: str, line: int) -> None:
+    def __init__(self, path: Where, tag: str, line: int) -> None:
         super().__init__(None, None, f"unsupported YAML value (tag {tag})")
         self.problem_path = path
         self.line = line
@@ -236,11 +237,11 @@ def load_source(text: str | bytes) -> Located:
         raise SourceError(Problem("$", " ".join(str(exc).split())[:300], 1)) from exc
     except RecursionError as exc:
         raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", 1)) from exc
-    lines: dict[Path, int] = {(): 1}
+    lines: dict[Where, int] = {(): 1}
     try:
         return Located(_plain(node, (), lines, 0, ExpansionBudget(len(text))), lines)
     except ExpansionError as exc:
-        where: Path = exc.where
+        where: Where = exc.where
         raise SourceError(Problem(format_path(where), "YAML aliases expand this document "
                                   "beyond its own size (an alias may share a value, not "
                                   "multiply it)", lines.get(where))) from None

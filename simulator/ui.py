@@ -26,8 +26,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.engine import FaultEngine
-from partnerkit.simulator.partner_api import error_response, json_response
 from partnerkit.simulator.scenario import Rule, Scenario
 from partnerkit.simulator.state import PartnerState
 
@@ -234,19 +234,19 @@ class Dashboard:
         return Response(self._read("index.html"), media_type="text/html; charset=utf-8",
                         headers=SECURITY_HEADERS)
 
-    async def asset(self, request: Request) -> Response:
+    async def asset(self, request: Request) -> Response | Answer:
         name = request.path_params["name"]
         if name not in ASSETS:
-            return error_response(404, "not_found", f"no dashboard asset {name!r}")
+            return Answer.error(404, "not_found", f"no dashboard asset {name!r}")
         return Response(self._read(name), media_type=ASSETS[name],
                         headers={"cache-control": "no-cache", "x-content-type-options": "nosniff"})
 
-    async def scenarios(self, request: Request) -> Response:
+    async def scenarios(self, request: Request) -> Answer:
         if denied := self.admin.denied(request):
             return denied
-        return json_response(200, {"scenarios": ready_made_scenarios()})
+        return Answer.json(200, {"scenarios": ready_made_scenarios()})
 
-    async def events(self, request: Request) -> Response:
+    async def events(self, request: Request) -> Response | Answer:
         if denied := self.admin.denied(request):
             return denied
         return StreamingResponse(self._stream(), media_type="text/event-stream", headers={
