@@ -108,63 +108,77 @@ local function clock()
 end
 """
 
-# ARGV: prefix, version, check, token, digest, occurrence (-1), resume position (0),
-# verdict, then 8 per candidate rule: index, after, every, times (-1: none),
-# idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
-# Reply: {0, occ, drifts} no rule acts · {1, index, occ, drifts[, allowed, remaining,
-# retry]} it acts (drifts: the length of the data set's change log) ·
-# {2, position, occ} draw for that rule, then call again · {3, version} stale ·
+# The admit script of several requests at once (those of one event-loop tick), each
+# as if alone, in order. ARGV: prefix, most remembered requests, then per request its
+# count of arguments and those: version, check, token, digest, occurrence (-1), resume
+# position (0), verdict, then 8 per candidate rule: index, after, every, times (-1:
+# none), idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
+# Reply, one per request: {0, occ, drifts} no rule acts · {1, index, occ, drifts[,
+# allowed, remaining, retry]} it acts (drifts: the length of the data set's change
+# log) · {2, position, occ} draw for that rule, then call again · {3, version} stale ·
 # {4} token unknown or expired · {5} token revoked.
 _ADMIT = _BUCKET + """
-local p = ARGV[1]
+local p, remembered = ARGV[1], tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', p .. 'ver') or '0')
-if current ~= tonumber(ARGV[2]) then return {3, current} end
 local now = clock()
-local check, token = ARGV[3], ARGV[4]
-if check == 'valid' then
-  local expiry = redis.call('ZSCORE', p .. 'tok', token)
-  if not expiry or tonumber(expiry) <= now then return {4} end
-elseif check == 'revoked' and redis.call('SISMEMBER', p .. 'rev', token) == 1 then
-  return {5}
+local drifts = nil  -- the change log's length: no request here changes it
+local function drift_length()
+  drifts = drifts or redis.call('LLEN', p .. 'drift')
+  return drifts
 end
-local digest, occ = ARGV[5], tonumber(ARGV[6])
-local resume, verdict = tonumber(ARGV[7]), ARGV[8]
-local remembered = tonumber(ARGV[9])
-local n = (#ARGV - 9) / 8
-for i = 1, n do
-  local b = 9 + (i - 1) * 8
-  local index, times = ARGV[b + 1], tonumber(ARGV[b + 4])
-  local acts = false
-  if i == resume then
-    acts = verdict == '1' and (times < 0 or
-      tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times)
-  elseif i > resume then
-    local eligible = redis.call('HINCRBY', p .. 'matched', index, 1) - tonumber(ARGV[b + 2])
-    if eligible > 0 and (eligible - 1) % tonumber(ARGV[b + 3]) == 0 and ARGV[b + 5] == '0'
-        and (times < 0 or tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times) then
-      if occ < 0 then
-        local seen = redis.call('HLEN', p .. 'occ')
-        if seen >= remembered then
-          redis.call('INCRBY', p .. 'forgotten', seen)
-          redis.call('DEL', p .. 'occ')
+local function admit(o, count)
+  if current ~= tonumber(ARGV[o + 1]) then return {3, current} end
+  local check, token = ARGV[o + 2], ARGV[o + 3]
+  if check == 'valid' then
+    local expiry = redis.call('ZSCORE', p .. 'tok', token)
+    if not expiry or tonumber(expiry) <= now then return {4} end
+  elseif check == 'revoked' and redis.call('SISMEMBER', p .. 'rev', token) == 1 then
+    return {5}
+  end
+  local digest, occ = ARGV[o + 4], tonumber(ARGV[o + 5])
+  local resume, verdict = tonumber(ARGV[o + 6]), ARGV[o + 7]
+  for i = 1, (count - 7) / 8 do
+    local b = o + 7 + (i - 1) * 8
+    local index, times = ARGV[b + 1], tonumber(ARGV[b + 4])
+    local acts = false
+    if i == resume then
+      acts = verdict == '1' and (times < 0 or
+        tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times)
+    elseif i > resume then
+      local eligible = redis.call('HINCRBY', p .. 'matched', index, 1) - tonumber(ARGV[b + 2])
+      if eligible > 0 and (eligible - 1) % tonumber(ARGV[b + 3]) == 0 and ARGV[b + 5] == '0'
+          and (times < 0 or tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times) then
+        if occ < 0 then
+          local seen = redis.call('HLEN', p .. 'occ')
+          if seen >= remembered then
+            redis.call('INCRBY', p .. 'forgotten', seen)
+            redis.call('DEL', p .. 'occ')
+          end
+          occ = redis.call('HINCRBY', p .. 'occ', digest, 1) - 1
         end
-        occ = redis.call('HINCRBY', p .. 'occ', digest, 1) - 1
+        if ARGV[b + 6] == '1' then return {2, i, occ} end
+        acts = true
       end
-      if ARGV[b + 6] == '1' then return {2, i, occ} end
-      acts = true
+    end
+    if acts then
+      redis.call('HINCRBY', p .. 'acted', index, 1)
+      local limit = tonumber(ARGV[b + 7])
+      if limit > 0 then
+        local got = take(p, index, limit, tonumber(ARGV[b + 8]), now)
+        return {1, tonumber(index), occ, drift_length(), got[1], got[2], got[3]}
+      end
+      return {1, tonumber(index), occ, drift_length()}
     end
   end
-  if acts then
-    redis.call('HINCRBY', p .. 'acted', index, 1)
-    local limit = tonumber(ARGV[b + 7])
-    if limit > 0 then
-      local got = take(p, index, limit, tonumber(ARGV[b + 8]), now)
-      return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift'), got[1], got[2], got[3]}
-    end
-    return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift')}
-  end
+  return {0, occ, drift_length()}
 end
-return {0, occ, redis.call('LLEN', p .. 'drift')}
+local replies, o = {}, 3
+while o <= #ARGV do
+  local count = tonumber(ARGV[o])
+  replies[#replies + 1] = admit(o, count)
+  o = o + count + 1
+end
+return replies
 """
 
 # ARGV: prefix, index, limit, per_s (a rate_limit picked by a one_of).
@@ -412,15 +426,15 @@ def _encode(parts: list[Any]) -> bytes:
 class AsyncLink(asyncio.Protocol):
     """One pipelined connection per event loop for the hot path, without blocking it.
 
-    The commands asked for during one loop tick are written to Redis at once, and
-    each caller waits for its own reply (Redis answers in order) while the loop
-    serves others. hiredis parses the replies. A connection that gives no reply for
-    SOCKET_TIMEOUT_S, or is lost, fails what waits with StateUnavailable; the next
-    call connects again."""
+    The admissions asked for during one loop tick go to Redis as one call of the admit
+    script (each request in it as if alone, in the order asked), written at the end of
+    the tick; each caller waits for its own reply while the loop serves others.
+    hiredis parses the replies. A connection that gives no reply for SOCKET_TIMEOUT_S,
+    or is lost, fails what waits with StateUnavailable; the next call connects again."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, client: redis.Redis) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: redis.Redis,
+                 admit: Script, admit_head: list[Any]) -> None:
         self.loop = loop
-        self._client = client
         kwargs = client.connection_pool.connection_kwargs
         self._path: str | None = kwargs.get("path")
         self._address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
@@ -430,12 +444,19 @@ class AsyncLink(asyncio.Protocol):
             self._hello.append(["AUTH", *user, kwargs["password"]])
         if kwargs.get("db"):
             self._hello.append(["SELECT", kwargs["db"]])
+        self._admit = admit
+        self._admit_head = _bulk(0) + b"".join(_bulk(part) for part in admit_head)
+        self._admit_parts = 1 + len(admit_head)
         self._transport: asyncio.Transport | None = None
         self._open = False  # connected, and the hello commands queued first
         self._lock = asyncio.Lock()
         self._reader = hiredis.Reader()
-        self._waiting: deque[tuple[asyncio.Future[Any], Script | None, list[Any]]] = deque()
+        # What waits for a reply, in order: (future, script, its argument count, its
+        # arguments in Redis's protocol); script None: a plain command.
+        self._waiting: deque[tuple[asyncio.Future[Any], Script | None, int, bytes]] = deque()
         self._out: list[bytes] = []
+        self._admissions: list[tuple[asyncio.Future[Any], bytes]] = []
+        self._admission_parts = 0
         self._flush_due = False
         self._answered = 0
         self._watchdog: asyncio.TimerHandle | None = None
@@ -443,13 +464,15 @@ class AsyncLink(asyncio.Protocol):
         # wakes once for both (at a low rate, twice a request otherwise).
         self.before_write: Callable[[], None] | None = None
 
-    async def run(self, script: Script, args: list[Any], packed: bytes | None = None) -> Any:
-        """EVALSHA `script` (EVAL if Redis lost it); StateUnavailable on a loss. `packed`:
-        the EVALSHA already in Redis's protocol, if the caller has it."""
+    async def admit(self, request: bytes, parts: int) -> Any:
+        """One request's part of the admit script (`parts` arguments, encoded): its
+        reply. StateUnavailable on a loss."""
         if not self._open:
             await self._connect()
         future = self.loop.create_future()
-        self._send(future, script, ["EVALSHA", script.sha, 0, *args], packed)
+        self._admissions.append((future, request))
+        self._admission_parts += parts
+        self._due()
         return await future
 
     async def _connect(self) -> None:
@@ -465,7 +488,8 @@ class AsyncLink(asyncio.Protocol):
                         await self.loop.create_connection(lambda: self, *self._address)
                     for command in self._hello:
                         hello.append(self.loop.create_future())
-                        self._send(hello[-1], None, command)
+                        self._send(hello[-1], None, len(command),
+                                   b"".join(_bulk(part) for part in command))
                     self._open = True
                     for future in hello:
                         await future
@@ -474,16 +498,37 @@ class AsyncLink(asyncio.Protocol):
                     self._transport.abort()
                 raise StateUnavailable(f"the shared state does not answer: {exc}") from exc
 
-    def _send(self, future: asyncio.Future[Any], script: Script | None,
-              command: list[Any], packed: bytes | None = None) -> None:
-        self._waiting.append((future, script, command))
-        self._out.append(packed or _encode(command))
+    def _send(self, future: asyncio.Future[Any], script: Script | None, parts: int,
+              body: bytes, source: bool = False) -> None:
+        """Queue a command: `body` (`parts` arguments) after EVALSHA and the script's
+        sha (EVAL and its source if `source`), or alone if `script` is None."""
+        self._waiting.append((future, script, parts, body))
+        if script is None:
+            self._out.append(b"*%d\r\n%s" % (parts, body))
+        elif source:
+            self._out.append(b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (
+                parts + 2, _bulk(script.script), body))
+        else:
+            self._out.append(b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (
+                parts + 2, _bulk(script.sha), body))
+        self._due()
+
+    def _due(self) -> None:
         if not self._flush_due:
             self._flush_due = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
+        if self._admissions:
+            admissions, self._admissions = self._admissions, []
+            parts, self._admission_parts = self._admission_parts, 0
+            self._flush_due = True  # _send below need not ask for another flush
+            batch = self.loop.create_future()
+            batch.add_done_callback(lambda done: _settle(admissions, done))
+            self._send(batch, self._admit, self._admit_parts + parts,
+                       self._admit_head + b"".join([request for _, request in admissions]))
+            self._flush_due = False
         if self._transport is None or not self._out:
             return
         if self.before_write is not None:
@@ -513,14 +558,14 @@ class AsyncLink(asyncio.Protocol):
         waiting = self._waiting
         while (reply := reader.gets()) is not False:
             self._answered += 1
-            future, script, command = waiting.popleft()
+            future, script, parts, body = waiting.popleft()
             if future.done():  # its caller was cancelled
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
                 if script is not None and message.startswith("NOSCRIPT"):
                     # Redis restarted and lost its scripts: EVAL loads it again.
-                    self._send(future, None, ["EVAL", script.script, *command[2:]])
+                    self._send(future, script, parts, body, source=True)
                 elif message.startswith(("LOADING", "BUSY", "MASTERDOWN")):
                     future.set_exception(StateUnavailable(
                         f"the shared state does not answer: {message}"))
@@ -533,11 +578,15 @@ class AsyncLink(asyncio.Protocol):
         self._transport = None
         self._open = False
         self._out.clear()
-        self._flush_due = False
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
         lost = StateUnavailable(f"the shared state does not answer: {exc or 'connection closed'}")
+        admissions, self._admissions = self._admissions, []
+        self._admission_parts = 0
+        for future, _ in admissions:
+            if not future.done():
+                future.set_exception(lost)
         while self._waiting:
             future = self._waiting.popleft()[0]
             if not future.done():
@@ -546,6 +595,20 @@ class AsyncLink(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _settle(admissions: list[tuple[asyncio.Future[Any], bytes]],
+            batch: asyncio.Future[Any]) -> None:
+    """Hand each request of one admit call its own reply (or the call's failure)."""
+    failure = None if batch.cancelled() else batch.exception()
+    replies = batch.result() if failure is None and not batch.cancelled() else None
+    for position, (future, _) in enumerate(admissions):
+        if future.done():
+            continue
+        if replies is not None:
+            future.set_result(replies[position])
+        else:
+            future.set_exception(failure or StateUnavailable("the admit call was cancelled"))
 
 
 def _run(script: Script, args: list[Any]) -> Any:
@@ -687,9 +750,8 @@ class _Admission:
         self.engine = engine
         self.request = request
         self.candidates = candidates = engine.candidates(request, time.time() - backend.started)
-        args: list[Any] = [backend.prefix, backend.version, check, token or "",
-                           request_digest(request.key).hex(), -1, 0, "0",
-                           MAX_REMEMBERED_REQUESTS]
+        args: list[Any] = [backend.version, check, token or "",
+                           request_digest(request.key).hex(), -1, 0, "0"]
         self.segments: list[bytes] = []
         for rule, moment in candidates:
             bucket = rule.fault.action if rule.fault is not None else None
@@ -701,28 +763,31 @@ class _Admission:
             args += part
             self.segments.append(backend.segment(part))
         self.args = args
+        self.first = True  # the arguments are as built here (not changed by a reply)
         self.drawn_rng: tuple[int, random.Random] | None = None
 
-    def packed(self) -> bytes:
-        """The first EVALSHA of the admit script in Redis's protocol, the parts that are
-        the same for every request (script, prefix, each rule's) encoded once."""
+    def packed(self) -> tuple[bytes, int]:
+        """This request's part of the admit script's arguments in Redis's protocol, and
+        how many they are: each rule's are encoded once, not per request."""
         args = self.args
-        return b"".join([b"*%d\r\n" % (len(args) + 3), self.backend.admit_head,
-                         _bulk(args[1]), _bulk(args[2]), _bulk(args[3]), _bulk(args[4]),
-                         b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n", _bulk(args[8]),
-                         *self.segments])
+        if self.first:
+            return b"".join([_bulk(len(args)), _bulk(args[0]), _bulk(args[1]), _bulk(args[2]),
+                             _bulk(args[3]), b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n",
+                             *self.segments]), 1 + len(args)
+        return _bulk(len(args)) + b"".join([_bulk(part) for part in args]), 1 + len(args)
 
     def step(self, reply: Any) -> tuple[bool, Decision | None]:
         """(True, the decision) when `reply` settles the request; (False, None) when the
         script must run again with `self.args`."""
         backend = self.backend
+        self.first = False
         code = reply[0]
         if code == 0:
             backend._catch_up(int(reply[2]))
             return True, None
         if code == 3:
             backend._stale()  # raises ScenarioChanged, or started Redis afresh: again
-            self.args[1], self.args[5:8] = backend.version, [-1, 0, "0"]
+            self.args[0], self.args[4:7] = backend.version, [-1, 0, "0"]
             self.drawn_rng = None
             return False, None
         if code == 4:
@@ -741,7 +806,7 @@ class _Admission:
             assert probability is not None
             passed = rng.random() < probability
             self.drawn_rng = (rule.index, rng) if passed else None
-            self.args[5:8] = [occurrence, position, "1" if passed else "0"]
+            self.args[4:7] = [occurrence, position, "1" if passed else "0"]
             return False, None
         index, occurrence = int(reply[1]), int(reply[2])
         backend._catch_up(int(reply[3]))
@@ -789,10 +854,7 @@ class RedisBackend:
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
         self._alink: AsyncLink | None = None
-        # The admit script's EVALSHA, 0 keys and prefix, and each rule's arguments, in
-        # Redis's protocol: encoded once, not per request.
-        self.admit_head = b"".join(_bulk(part) for part in
-                                   ["EVALSHA", self._admit.sha, 0, prefix])
+        # Each rule's arguments to the admit script in Redis's protocol: encoded once.
         self._segments: dict[tuple[Any, ...], bytes] = {}
 
     def segment(self, part: list[Any]) -> bytes:
@@ -844,7 +906,10 @@ class RedisBackend:
               check: TokenCheck) -> Decision | None:
         admission = _Admission(self, request, token, check)
         while True:
-            done, decision = admission.step(self.link.run(self._admit, admission.args))
+            args = admission.args
+            replies = self.link.run(self._admit, [self.prefix, MAX_REMEMBERED_REQUESTS,
+                                                  len(args), *args])
+            done, decision = admission.step(replies[0])
             if done:
                 return decision
 
@@ -856,20 +921,18 @@ class RedisBackend:
         atomic script, in the order the requests asked: as exact as admit()."""
         link = self._async_link()
         admission = _Admission(self, request, token, check)
-        packed: bytes | None = admission.packed()
         while True:
-            reply = await link.run(self._admit, admission.args, packed)
-            done, decision = admission.step(reply)
+            done, decision = admission.step(await link.admit(*admission.packed()))
             if done:
                 return decision
-            packed = None  # the arguments changed
 
     def _async_link(self) -> AsyncLink:
         """This event loop's pipelined connection."""
         link = self._alink
         loop = asyncio.get_running_loop()
         if link is None or link.loop is not loop:
-            link = self._alink = AsyncLink(loop, self.client)
+            link = self._alink = AsyncLink(loop, self.client, self._admit,
+                                           [self.prefix, MAX_REMEMBERED_REQUESTS])
             link.before_write = self.journal.flush
         return link
 

@@ -319,10 +319,10 @@ def test_timed_rules_agree_across_workers_on_the_shared_start(
     assert decided(a, "/v1/orders/ORD-1") == decided(b, "/v1/orders/ORD-2") == ("outage", None)
 
 
-def test_the_admit_call_encoded_once_per_rule_is_the_plain_call(
+def test_a_request_encoded_once_per_rule_is_the_plain_encoding(
         redis_server: RedisServer) -> None:
     from partnerkit.simulator.backends import open_state
-    from partnerkit.simulator.backends.redis import RedisBackend, _Admission, _encode
+    from partnerkit.simulator.backends.redis import RedisBackend, _Admission, _bulk
     from partnerkit.simulator.engine import RequestInfo
     from partnerkit.simulator.scenario import parse_scenario
     from partnerkit.simulator.state import PartnerState
@@ -338,8 +338,8 @@ def test_the_admit_call_encoded_once_per_rule_is_the_plain_call(
         request = RequestInfo("GET", "/v1/orders/ORD-000001", "a=1", {"a": "1"}, {})
         admission = _Admission(backend, request, token, "valid")
         assert len(admission.candidates) == 3
-        assert admission.packed() == _encode(["EVALSHA", backend._admit.sha, 0,
-                                              *admission.args])
+        plain = [len(admission.args), *admission.args]
+        assert admission.packed() == (b"".join(_bulk(part) for part in plain), len(plain))
 
 
 def test_two_fault_proxies_on_one_redis_share_budgets_revocations_and_journal(
