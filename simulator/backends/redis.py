@@ -76,6 +76,8 @@ T = TypeVar("T")
 FLUSH_EVERY_S = 0.001
 #: Entries sent at once at most (then at once, without waiting).
 MAX_BATCH = 256
+#: Encodings and request digests remembered at most (then forgotten all at once).
+MAX_REMEMBERED_ENCODINGS = 4096
 #: Journal batches sent at most before their replies are read.
 MAX_UNREAD = 64
 #: Seconds a Redis call may take before the request is answered 503.
@@ -323,8 +325,8 @@ class Link:
         self._client = client
         self._connection = client.connection_pool.make_connection()
         self._lock = threading.Lock()
-        # The batches sent whose replies are not read yet: (entries, script, args).
-        self._unread: deque[tuple[int, Script, list[Any]]] = deque()
+        # The batches sent whose replies are not read yet: (entries, script, command).
+        self._unread: deque[tuple[int, Script, bytes]] = deque()
         self.lost = 0  # journal entries sent that Redis did not take
 
     def run(self, script: Script, args: list[Any]) -> Any:
@@ -339,18 +341,20 @@ class Link:
             return self._connection.read_response()
         return self._locked(call)
 
-    def send(self, script: Script, args: list[Any], entries: int) -> None:
-        """EVALSHA `script` for a batch of `entries` journal entries, reply unread."""
+    def send(self, script: Script, parts: int, body: bytes, entries: int) -> None:
+        """EVALSHA `script` with `body` (`parts` arguments in Redis's protocol) for a
+        batch of `entries` journal entries, its reply unread."""
+        command = b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (parts + 2, _bulk(script.sha), body)
         with self._lock:
             self._drain(wait=len(self._unread) >= MAX_UNREAD)
             try:
                 self._connection.send_packed_command(  # type: ignore[no-untyped-call]
-                    [_encode(["EVALSHA", script.sha, 0, *args])])
+                    [command])
             except (RedisConnectionError, RedisTimeoutError):
                 self._connection.disconnect()  # type: ignore[no-untyped-call]
                 self.lost += entries
                 return
-            self._unread.append((entries, script, args))
+            self._unread.append((entries, script, command))
 
     def drain(self) -> None:
         """Wait for the replies of every batch sent."""
@@ -381,11 +385,11 @@ class Link:
                     break
             except (RedisConnectionError, RedisTimeoutError):
                 pass  # read_response below says what became of the connection
-            entries, script, args = self._unread.popleft()
+            entries, script, command = self._unread.popleft()
             try:
                 self._connection.read_response()
             except NoScriptError:
-                again.append((entries, script, args))
+                again.append((entries, script, command))
             except ResponseError:
                 self.lost += entries
             except (RedisConnectionError, RedisTimeoutError):
@@ -393,9 +397,12 @@ class Link:
                 self.lost += entries + sum(item[0] for item in self._unread)
                 self._unread.clear()
                 return
-        for entries, script, args in again:
+        for entries, script, command in again:
             try:
-                self._evalsha(script, args)
+                self._client.script_load(script.script)
+                self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                    [command])
+                self._connection.read_response()
             except (RedisConnectionError, RedisTimeoutError, ResponseError):
                 self.lost += entries
 
@@ -652,7 +659,10 @@ class RedisJournal:
         _call(lambda: client.script_load(_APPEND))
         self._link = link or Link(client)
         self._sizes: dict[int, tuple[int, bool]] = {}  # id(entry) -> (size, cut)
-        self._batch: list[Any] = []
+        # The append script's arguments before the entries, in Redis's protocol; then
+        # each completed entry's four, held until the next flush.
+        self._append_head = b"".join(_bulk(part) for part in [0, prefix, size, max_bytes])
+        self._batch: list[bytes] = []
         self._flush_due = False
         self._batch_lock = threading.Lock()
         self.lost = 0  # completed entries Redis could not take
@@ -667,9 +677,11 @@ class RedisJournal:
         _, cut = self._sizes.pop(id(entry), (0, False))
         entry.pop("seq", None)
         text = json.dumps(entry, separators=(",", ":"))
+        encoded = b"".join([_bulk(text[1:]), _bulk(len(text) + 64), _bulk("1" if cut else "0"),
+                            _bulk(repr(entry["at"]))])
         with self._batch_lock:
-            self._batch += [text[1:], len(text) + 64, "1" if cut else "0", repr(entry["at"])]
-            full = len(self._batch) >= 4 * MAX_BATCH
+            self._batch.append(encoded)
+            full = len(self._batch) >= MAX_BATCH
             if self._flush_due and not full:
                 return
             self._flush_due = True
@@ -690,8 +702,8 @@ class RedisJournal:
             self._flush_due = False
             batch, self._batch = self._batch, []
         if batch:
-            self._link.send(self._append, [self._prefix, self.size, self.max_bytes, *batch],
-                            len(batch) // 4)
+            self._link.send(self._append, 4 + 4 * len(batch),
+                            b"".join([self._append_head, *batch]), len(batch))
 
     def settle(self) -> None:
         """Send what is held here and wait until Redis has taken every batch sent."""
@@ -750,8 +762,8 @@ class _Admission:
         self.engine = engine
         self.request = request
         self.candidates = candidates = engine.candidates(request, time.time() - backend.started)
-        args: list[Any] = [backend.version, check, token or "",
-                           request_digest(request.key).hex(), -1, 0, "0"]
+        args: list[Any] = [backend.version, check, token or "", backend.digest(request),
+                           -1, 0, "0"]
         self.segments: list[bytes] = []
         for rule, moment in candidates:
             bucket = rule.fault.action if rule.fault is not None else None
@@ -771,8 +783,8 @@ class _Admission:
         how many they are: each rule's are encoded once, not per request."""
         args = self.args
         if self.first:
-            return b"".join([_bulk(len(args)), _bulk(args[0]), _bulk(args[1]), _bulk(args[2]),
-                             _bulk(args[3]), b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n",
+            head = self.backend.encoded((len(args), *args[:4]))
+            return b"".join([head, b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n",
                              *self.segments]), 1 + len(args)
         return _bulk(len(args)) + b"".join([_bulk(part) for part in args]), 1 + len(args)
 
@@ -854,18 +866,35 @@ class RedisBackend:
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
         self._alink: AsyncLink | None = None
-        # Each rule's arguments to the admit script in Redis's protocol: encoded once.
-        self._segments: dict[tuple[Any, ...], bytes] = {}
+        # Each rule's arguments to the admit script in Redis's protocol, and what starts
+        # a request's: encoded once, not per request (see encoded()).
+        self._encoded: dict[tuple[Any, ...], bytes] = {}
+        self._digests: dict[tuple[str, str, str], str] = {}
 
     def segment(self, part: list[Any]) -> bytes:
         """A rule's arguments to the admit script, in Redis's protocol."""
-        key = tuple(part)
-        packed = self._segments.get(key)
+        return self.encoded(tuple(part))
+
+    def encoded(self, parts: tuple[Any, ...]) -> bytes:
+        """`parts` in Redis's protocol, remembered: a rule's arguments, or a request's
+        count, version, check, token and digest (the same for many requests)."""
+        packed = self._encoded.get(parts)
         if packed is None:
-            if len(self._segments) > 4096:
-                self._segments.clear()
-            packed = self._segments[key] = b"".join([_bulk(item) for item in part])
+            if len(self._encoded) >= MAX_REMEMBERED_ENCODINGS:
+                self._encoded.clear()
+            packed = self._encoded[parts] = b"".join([_bulk(item) for item in parts])
         return packed
+
+    def digest(self, request: RequestInfo) -> str:
+        """The request's key digest (occurrence counts), remembered per method, path
+        and query: computing it costs more than the rest of a request's arguments."""
+        key = (request.method, request.path, request.query_string)
+        digest = self._digests.get(key)
+        if digest is None:
+            if len(self._digests) >= MAX_REMEMBERED_ENCODINGS:
+                self._digests.clear()
+            digest = self._digests[key] = request_digest(request.key).hex()
+        return digest
 
     def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
