@@ -76,6 +76,8 @@ T = TypeVar("T")
 FLUSH_EVERY_S = 0.001
 #: Entries sent at once at most (then at once, without waiting).
 MAX_BATCH = 256
+#: JSON without spaces; entries hold no cycles (json.dumps would build an encoder a call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 #: Encodings and request digests remembered at most (then forgotten all at once).
 MAX_REMEMBERED_ENCODINGS = 4096
 #: Journal batches sent at most before their replies are read.
@@ -676,7 +678,7 @@ class RedisJournal:
     def close(self, entry: dict[str, Any]) -> None:
         _, cut = self._sizes.pop(id(entry), (0, False))
         entry.pop("seq", None)
-        text = json.dumps(entry, separators=(",", ":"))
+        text = _COMPACT.encode(entry)
         encoded = b"".join([_bulk(text[1:]), _bulk(len(text) + 64), _bulk("1" if cut else "0"),
                             _bulk(repr(entry["at"]))])
         with self._batch_lock:
