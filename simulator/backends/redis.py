@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import hiredis
 import redis
@@ -800,10 +800,7 @@ class _Admission:
             backend._catch_up(int(reply[2]))
             return True, None
         if code == 3:
-            backend._stale()  # raises ScenarioChanged, or started Redis afresh: again
-            self.args[0], self.args[4:7] = backend.version, [-1, 0, "0"]
-            self.drawn_rng = None
-            return False, None
+            backend._stale()  # raises ScenarioChanged: the caller adopts it, then again
         if code == 4:
             raise TokenRefused("unknown or expired token")
         if code == 5:
@@ -919,17 +916,22 @@ class RedisBackend:
         if int(version or 0) != self.version:
             self._stale()
 
-    def _stale(self) -> None:
-        """Raise ScenarioChanged with the shared scenario, or publish ours if there is none."""
+    def _stale(self) -> NoReturn:
+        """Raise ScenarioChanged with the shared scenario (ours, published afresh, if
+        Redis has none)."""
         prefix = self.prefix
         version, source, started = _call(lambda: run_pipeline(
             self.client, prefix, [["GET", "ver"], ["GET", "scenario"], ["GET", "started"]]))
         if source is None:
             # Redis came back empty (it keeps nothing on disk): this worker's scenario
             # starts again for all; the others adopt it. Tokens are gone: clients refresh.
+            # This worker starts it again too, as the others do: a data set without the
+            # changes of the lost log, and timed rules counted from the new start.
             assert self.engine is not None
-            self.publish(self.engine.scenario, clear_journal=False)
-            return
+            scenario = self.engine.scenario
+            self.publish(scenario, clear_journal=False)
+            self._adopting = (self.version, self.started)
+            raise ScenarioChanged(dict(scenario.source), self.version)
         self._adopting = (int(version), float(_text(started)))
         raise ScenarioChanged(json.loads(source), int(version))
 

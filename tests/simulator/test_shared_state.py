@@ -365,3 +365,25 @@ def test_two_fault_proxies_on_one_redis_share_budgets_revocations_and_journal(
             time.sleep(0.01)
         paths = [entry["path"] for entry in entries]
         assert paths.count("/v1/orders/ORD-000003") == 2 and len(paths) == 7
+
+
+def test_after_redis_restarts_empty_every_worker_starts_the_data_set_afresh(
+        tmp_path: Path) -> None:
+    """The worker that publishes its scenario into the empty Redis rebuilds its data
+    set as the others do: none keeps the changes of the lost change log."""
+    server = RedisServer(tmp_path).start()
+    try:
+        with workers(server.url, DRIFT) as (a, b):
+            sync_pages([a, b], token_of(a))  # the data set drifts on both
+            everything = "/v1/orders?limit=200"
+            server.stop()
+            server.start()  # empty
+            for first, second in ((a, b), (b, a)):
+                token = token_of(first)  # first publishes: Redis had no scenario
+                pages = [get(worker, everything, token).content for worker in (first, second)]
+                assert pages[0] == pages[1]
+            with FakePartner(DRIFT) as alone:  # as at the start, no drift
+                assert get(a, everything, token).content == get(
+                    alone, everything, token_of(alone)).content
+    finally:
+        server.stop()
