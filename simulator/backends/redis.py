@@ -10,7 +10,10 @@ atomic however many workers race:
   rate-limit bucket of the rule that acts, clocked by Redis's `TIME`. Matching
   stays here (compiled rules are per process); a rule with a `probability`
   hands its draw back to Python (the seeded formula of DESIGN.md, which Lua
-  cannot run) and the script is called once more with the verdict.
+  cannot run) and the script is called once more with the verdict. On the
+  server's event loop the round trip does not block it (AsyncLink): the
+  admissions of one loop tick go to Redis as one call of the script, each
+  request in it as if alone, in the order asked, so exact as one at a time.
 - `publish`: a new scenario (or a reset) for every worker, with budgets,
   buckets and acknowledgements afresh, before the admin call returns.
 - the data set's changes (cursor drift): a log of changes, each with the seeded
@@ -18,11 +21,13 @@ atomic however many workers race:
   before its next answer (the admit script returns the log's length);
 - tokens (issued, expiring, revoked), acknowledgements, and the journal: a
   list of completed entries under one global `seq`, bounded in entries and
-  bytes, appended in batches (one script call per event-loop tick).
+  bytes, appended in batches (at most one script call a millisecond, sent
+  without waiting for its reply; a read through the same connection comes
+  after every batch sent before it).
 
 Redis not answering raises StateUnavailable: the fake partner then answers
-503 `state_backend_unavailable`, never a fault-free pass. redis-py reconnects
-by itself on the next call, so the workers recover when Redis is back.
+503 `state_backend_unavailable`, never a fault-free pass. The connections
+reconnect on the next call, so the workers recover when Redis is back.
 """
 
 from __future__ import annotations
