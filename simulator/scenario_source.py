@@ -1,4 +1,5 @@
-"""Scenario text (YAML or JSON) to plain data, remembering each node's line.
+"""Scenario text (YAML or JSON) to plain data, remembering each node's line,
+and plain data back to scenario YAML.
 
 JSON is read by the same YAML 1.2 parser, so a JSON scenario gets line
 numbers too. Duplicate keys, tags and over-deep nesting are refused here:
@@ -7,7 +8,10 @@ they are the errors a dict from Python can never have.
 
 from __future__ import annotations
 
+import io
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,3 +249,16 @@ def load_source(text: str | bytes) -> Located:
         raise SourceError(Problem(format_path(where), "YAML aliases expand this document "
                                   "beyond its own size (an alias may share a value, not "
                                   "multiply it)", lines.get(where))) from None
+
+
+def scenario_yaml(document: Mapping[str, Any], header: str = "") -> str:
+    """A scenario document as YAML (small mappings inline, the rest as blocks, keys in
+    their order), after `header` as a comment: a failing example's plan, the editor's text."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    out = io.StringIO()
+    yaml.dump(json.loads(json.dumps(dict(document), default=str)), out)
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + out.getvalue()
