@@ -387,3 +387,33 @@ def test_after_redis_restarts_empty_every_worker_starts_the_data_set_afresh(
                     alone, everything, token_of(alone)).content
     finally:
         server.stop()
+
+
+def test_a_redis_that_stops_answering_is_503_within_the_timeout_then_recovers(
+        tmp_path: Path) -> None:
+    """A stalled Redis (SIGSTOP: connected, silent) is no pass either: the pipelined
+    connection gives up after SOCKET_TIMEOUT_S without a reply, and reconnects."""
+    import signal
+
+    from partnerkit.simulator.backends.redis import SOCKET_TIMEOUT_S
+
+    server = RedisServer(tmp_path).start()
+    assert server.process is not None
+    try:
+        scenario = {"rules": [{"match": {"path": "/v1/orders/*"}, "times": 1,
+                               "fault": {"status": 503}}]}
+        with workers(server.url, scenario, count=1) as (a,):
+            token = token_of(a)
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 503  # the rule
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                stalled = FRESH.get(a.url + "/v1/orders/ORD-000001",
+                                    timeout=3 * SOCKET_TIMEOUT_S + 2,
+                                    headers={"authorization": f"Bearer {token}"})
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            assert stalled.status_code == 503
+            assert stalled.json()["error"] == "state_backend_unavailable"
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 200  # spent, shared
+    finally:
+        server.stop()
