@@ -251,7 +251,8 @@ class FakePartner(_PartnerControls):
                                                 journal_bytes=journal_bytes, backend=backend)
         self.app = create_app(state=self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
+                         release=self.state.waits.release_all, aclose=self.state.aclose,
+                         head_timeout_s=head_timeout_s)
 
 
 class ReplayMissError(AssertionError):
@@ -291,7 +292,8 @@ class ReplayPartner(_PartnerControls):
                                  recorded_latency=recorded_latency, backend=backend)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
+                         release=self.state.waits.release_all, aclose=self.state.aclose,
+                         head_timeout_s=head_timeout_s)
 
     @property
     def misses(self) -> int:
@@ -378,8 +380,14 @@ class FaultProxy(_PartnerControls):
                                             journal_bytes=journal_bytes, backend=backend)
         self.app = create_proxy_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, aclose=self.upstream.aclose,
+                         release=self.state.waits.release_all, aclose=self._aclose_all,
                          head_timeout_s=head_timeout_s)
+
+    async def _aclose_all(self) -> None:
+        try:
+            await self.upstream.aclose()
+        finally:
+            await self.state.aclose()
 
     def close(self, timeout: float = 5.0) -> None:
         try:

@@ -176,6 +176,10 @@ class PartnerState:
                 self._adopt(changed)
         return await self.backend.admit_async(request, token, check)
 
+    async def aclose(self) -> None:
+        """At the server's shutdown, on its loop: what the backend holds open there."""
+        await self.backend.aclose()
+
     def spent(self) -> list[int]:
         self.refresh()
         return self.backend.spent()

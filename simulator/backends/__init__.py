@@ -129,6 +129,9 @@ class StateBackend(Protocol):
 
     def healthy(self) -> bool: ...
 
+    async def aclose(self) -> None:
+        """Close what this process holds open on the server's event loop (at shutdown)."""
+
 
 def default_prefix(scenario_name: str) -> str:
     """The key prefix of a fake partner named `scenario_name` in a shared Redis."""

@@ -100,3 +100,6 @@ class MemoryBackend:
 
     def healthy(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        """Nothing is held open."""

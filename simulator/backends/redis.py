@@ -1046,6 +1046,12 @@ class RedisBackend:
                 "tokens_forgotten": int(tokens_forgotten or 0),
                 "state_prefix": prefix, "state_version": self.version}
 
+    async def aclose(self) -> None:
+        """Close this loop's pipelined connection (the next admission opens another)."""
+        link, self._alink = self._alink, None
+        if link is not None:
+            link.close()
+
     def healthy(self) -> bool:
         try:
             return bool(self.client.ping())
