@@ -56,6 +56,7 @@ from typing import Any
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from partnerkit.simulator.backends import StateUnavailable, TokenCheck
@@ -267,8 +268,8 @@ class TokenCache:
                         and int(message["data"]) > self.epoch):
                     self.apply(int(message["data"]))
                     self.renew()
-            except (StateUnavailable, RedisConnectionError, RedisTimeoutError, OSError,
-                    ValueError):
+            except (StateUnavailable, RedisError, OSError, ValueError):
+                # Not renewed: the lease lapses, and the cache with it, until Redis answers.
                 if pubsub is not None:
                     _quietly(pubsub.close)
                     pubsub = None
