@@ -196,6 +196,26 @@ def test_a_worker_whose_lease_lapsed_asks_redis_again(redis_server: RedisServer)
         assert backend(b)._admit.sha in scripts_called(commands)
 
 
+def test_after_redis_restarts_empty_no_worker_takes_a_lost_token_from_its_cache(
+        tmp_path: Path) -> None:
+    """Redis keeps nothing: the tokens are gone. The worker that publishes the scenario
+    again waits until no lease from before the restart is trusted, so the worker that
+    cached the token refuses it too."""
+    server = RedisServer(tmp_path).start()
+    try:
+        with workers(server.url, {"rules": []}) as (a, b):
+            token = token_of(a)
+            warm(b, token)
+            server.stop()
+            server.start()  # empty
+            assert get(a, UNTOUCHED, token).status_code == 401
+            assert get(b, UNTOUCHED, token).status_code == 401
+            fresh = token_of(b)
+            assert get(a, UNTOUCHED, fresh).status_code == 200
+    finally:
+        server.stop()
+
+
 @contextmanager
 def serve(url: str, prefix: str, scenario: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = subprocess.Popen(
