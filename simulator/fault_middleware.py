@@ -22,6 +22,7 @@ from partnerkit.simulator.bodies import drifted_body, malformed_body
 from partnerkit.simulator.cursor import InvalidCursor, decode_cursor
 from partnerkit.simulator.engine import Decision, RequestInfo, sample_latency_ms
 from partnerkit.simulator.journal import first_values
+from partnerkit.simulator.journal_entry import JournalEntry
 from partnerkit.simulator.protocols import CONNECTION_CONTROL, ConnectionControl
 from partnerkit.simulator.scenario import (
     CursorDrift,
@@ -124,13 +125,13 @@ def status_answer(fault: StatusFault, now: float) -> Answer:
     return Answer.json(fault.status, fault.body, headers)
 
 
-def note_retry_after(entry: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+def note_retry_after(entry: JournalEntry, headers: list[tuple[bytes, bytes]]) -> None:
     """Keep an answer's Retry-After in its journal entry, so that whether the client
     waited can be judged from the journal alone, whoever made the answer."""
-    if entry["status"] in RETRY_AFTER_STATUSES:
+    if entry.status in RETRY_AFTER_STATUSES:
         for name, value in headers:
             if name == b"retry-after":
-                entry["retry_after"] = value.decode("latin-1")
+                entry.retry_after = value.decode("latin-1")
                 return
 
 
@@ -169,18 +170,18 @@ class FaultMiddleware:
             await self._handle(exchange, RequestInfo(scope["method"], path, query_string, query,
                                                      headers))
         except ClientDisconnect:
-            entry["status"] = None  # the client left while we read its request: nobody to answer
+            entry.status = None  # the client left while we read its request: nobody to answer
         except StateUnavailable:
             # Never a fault-free pass: that would turn a fault test green.
             await exchange.emit(state_unavailable())
         except AnswerTooLarge:  # raised by capture() before anything was sent
-            entry["fault"] = {**(entry["fault"] or {}), "skipped": "answer too large"}
+            entry.add_fault_fact("skipped", "answer too large")
             await exchange.emit(Answer.json(502, {
                 "error": "answer_too_large",
                 "message": f"a fault rewrites answers of at most {MAX_CAPTURE_BYTES} bytes; "
                            "this one was larger"}))
         finally:
-            entry["duration_ms"] = round((clock.monotonic() - started) * 1000, 3)
+            entry.duration_ms = round((clock.monotonic() - started) * 1000, 3)
             self.state.journal.close(entry)
 
     async def _handle(self, exchange: _Exchange, request: RequestInfo) -> None:
@@ -203,11 +204,12 @@ class FaultMiddleware:
         if decision is None:
             await exchange.forward(self.api)
             return
-        exchange.entry["rule"] = decision.rule.label
-        exchange.entry["fault"] = dict(decision.fault.raw)
+        entry = exchange.entry
+        entry.rule = decision.rule.label
+        entry.fault = dict(decision.fault.raw)
         exchange.scope[ACTING_FAULT] = decision.fault
         if decision.moment is not None:  # which window, flap or ramp the fault came from
-            exchange.entry["fault"]["timing"] = dict(decision.moment.details)
+            entry.fault["timing"] = dict(decision.moment.details)
         await self._act(exchange, decision, request)
 
     async def _act(self, exchange: _Exchange, decision: Decision, request: RequestInfo) -> None:
@@ -254,7 +256,7 @@ class FaultMiddleware:
             await exchange.emit(answer)
             return
         # The journal keeps what the client was told, so its wait can be judged.
-        exchange.entry["fault"] = {**exchange.entry["fault"], "retry_after": bucket.retry_after_s}
+        exchange.entry.add_fault_fact("retry_after", bucket.retry_after_s)
         await exchange.emit(Answer.json(
             429, {"error": "rate_limited", "message": "too many requests"},
             [*figures, (b"retry-after", str(bucket.retry_after_s).encode())],
@@ -277,7 +279,7 @@ class FaultMiddleware:
             position = None  # the API answers 400 for it
         if raw_cursor is None:
             # No cursor, nothing to drift: say so in the journal (a one_of spent its budget).
-            exchange.entry["fault"] = {**exchange.entry["fault"], "skipped": "no cursor"}
+            exchange.entry.add_fault_fact("skipped", "no cursor")
         if action.expire and (position is not None
                               or (raw_cursor is not None and not self.simulated)):
             # An upstream's cursor is opaque here: any cursor can be declared expired.
@@ -288,7 +290,7 @@ class FaultMiddleware:
                 action.insert or action.update or action.delete):
             drifted = self.state.backend.drift(action, decision.rng, raw_cursor)
             if drifted:
-                exchange.entry["fault"] = {**exchange.entry["fault"], "drifted": drifted}
+                exchange.entry.add_fault_fact("drifted", drifted)
         if not action.repeat or raw_cursor is None:
             await exchange.forward(self.api)
             return
@@ -306,13 +308,13 @@ class FaultMiddleware:
             await exchange.cut_short(await exchange.capture(self.api), mid_body=True)
         else:
             await exchange.hang()
-        exchange.entry["status"] = None
+        exchange.entry.status = None
 
 
 class _Exchange:
     """One request/response cycle: how an answer goes out, or fails to."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any],
+    def __init__(self, scope: Scope, receive: Receive, send: Send, entry: JournalEntry,
                  headers: dict[str, str], state: PartnerState, simulated: bool = True) -> None:
         self.scope = scope
         self.receive = receive
@@ -352,7 +354,7 @@ class _Exchange:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = self._headers(list(message.get("headers", [])))
-                entry["status"] = message["status"]
+                entry.status = message["status"]
                 note_retry_after(entry, message["headers"])
             await send(message)
 
@@ -383,7 +385,7 @@ class _Exchange:
     async def _start(self, answer: Answer, content_length: int) -> None:
         headers = [(k, v) for k, v in answer.headers if k != b"content-length"]
         headers.append((b"content-length", str(content_length).encode()))
-        self.entry["status"] = answer.status
+        self.entry.status = answer.status
         note_retry_after(self.entry, headers)
         await self.send({"type": "http.response.start", "status": answer.status,
                          "headers": self._headers(headers)})
@@ -416,7 +418,7 @@ class _Exchange:
             sent = body
         await self.send({"type": "http.response.body", "body": sent, "more_body": True})
         control.close()
-        self.entry["status"] = None
+        self.entry.status = None
 
     async def hang(self) -> None:
         """Never answer: wait until the client gives up or the server stops."""

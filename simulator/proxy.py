@@ -36,6 +36,7 @@ from partnerkit.simulator.fault_middleware import (
 )
 from partnerkit.simulator.http1 import Answer, UpstreamError
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_entry import JournalEntry
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.replay import MAX_BODY_BYTES
@@ -113,7 +114,7 @@ class ProxyAPI:
         except BadTarget as exc:
             await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
             return
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         kept = _Kept() if self.tee is not None and _clean(scope) else None
         headers = self.upstream.request_headers(scope)
         length: int | None = None
@@ -130,7 +131,7 @@ class ProxyAPI:
         except UpstreamError as exc:
             status, payload = self.upstream.failure(exc)
             if entry is not None:
-                entry["upstream"] = payload["error"]
+                entry.upstream = payload["error"]
             await send_json(send, status, payload)
             return
         try:
@@ -140,7 +141,7 @@ class ProxyAPI:
             await answer.aclose()
 
     async def _answer(self, scope: Scope, send: Send, answer: Answer,
-                      entry: dict[str, Any] | None,
+                      entry: JournalEntry | None,
                       recording: tuple[str, bytes, RawHeaders, _Kept] | None,
                       started: float) -> None:
         kept = answer_headers(answer)
@@ -157,7 +158,7 @@ class ProxyAPI:
             # The status line is gone: all that is left is to cut the connection short.
             self.upstream.failed += 1
             if entry is not None:
-                entry["upstream"] = f"cut mid-body ({exc})"
+                entry.upstream = f"cut mid-body ({exc})"
             control = scope.get(CONNECTION_CONTROL)
             if control is not None:
                 control.close()

@@ -28,6 +28,7 @@ from partnerkit.simulator.cassette import Interaction, LineCassette, RecordedRes
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
 from partnerkit.simulator.formats import read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_entry import JournalEntry
 from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
 from partnerkit.simulator.scenario import Scenario
@@ -337,18 +338,18 @@ class ReplayAPI:
                             scope["query_string"].decode("latin-1"),
                             body if self.index.match_body else None, decoded=True)
         found = self.index.next_for(key)
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         if found is None:
             await self._miss(key, scope, send)
             return
         number, interaction = found
         recorded = interaction.response
         if entry is not None:
-            entry["replayed"] = number
+            entry.replayed = number
         if self.pace is not None and recorded.duration_ms and self.sleep is not None:
             delay_ms = recorded.duration_ms * self.pace
             if entry is not None:
-                entry["recorded_latency_ms"] = round(delay_ms, 3)
+                entry.recorded_latency_ms = round(delay_ms, 3)
             await self.sleep(delay_ms / 1000)
         head = self._heads.get(number)
         if head is None:  # built once per recording, on its first use
@@ -370,10 +371,9 @@ class ReplayAPI:
                 "message": f"no recorded request matches {key.method} {target}",
                 "request": key.describe(), "closest": self.index.closest(key)}
         self.index.note_miss(miss)
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         if entry is not None:
-            entry["replayed"] = None
-            entry["miss"] = True
+            entry.miss = True
         if self.miss.body is None:
             body, content_type = json.dumps(miss).encode(), "application/json"
         else:
