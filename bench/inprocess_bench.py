@@ -66,6 +66,53 @@ async def _transport_loop(app: Any, token: str, requests: int) -> float:
         return time.perf_counter() - started
 
 
+async def _socket_loop(app: Any, protocol_class: type[Any], token: str, requests: int) -> float:
+    """Seconds for `requests` requests over one keep-alive connection of a socket pair:
+    uvicorn's protocol (`protocol_class`) on one end, the app behind it, this loop
+    writing each request and reading its whole answer on the other end."""
+    import socket
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    loop = asyncio.get_running_loop()
+    config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning",
+                            server_header=False, proxy_headers=False, http=protocol_class)
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 01:50:00 GMT")]
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    await loop.connect_accepted_socket(
+        lambda: protocol_class(config=config, server_state=state, app_state={}, _loop=loop),
+        theirs)
+    request = (f"GET {ORDER_PATH} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode()
+
+    async def exchange() -> None:
+        await loop.sock_sendall(ours, request)
+        got, length = b"", -1
+        while length < 0 or len(got) < length:
+            chunk = await loop.sock_recv(ours, 65536)
+            if not chunk:
+                raise RuntimeError(f"the server closed the connection after {got!r}")
+            got += chunk
+            if length < 0 and b"\r\n\r\n" in got:
+                head = got.partition(b"\r\n\r\n")[0]
+                size = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length"))
+                length = len(head) + 4 + size
+
+    for _ in range(1_000):  # warm-up
+        await exchange()
+    started = time.perf_counter()
+    for _ in range(requests):
+        await exchange()
+    elapsed = time.perf_counter() - started
+    ours.close()
+    return elapsed
+
+
 def _apps() -> tuple[Any, Any, str]:
     sys.path.insert(0, str(BENCH))
     from bare_app import app as bare
@@ -89,7 +136,25 @@ def child(requests: int) -> dict[str, float]:
                 "partner_transport": await _transport_loop(partner, token, requests)}
 
     seconds = asyncio.run(run())
+    seconds.update(_socket_round(bare, partner, token, requests))
     return {name: value / requests * 1e6 for name, value in seconds.items()}
+
+
+def _socket_round(bare: Any, partner: Any, token: str, requests: int) -> dict[str, float]:
+    """The same request over a socket, on the stacks of bench/run.py (uvloop, httptools):
+    uvicorn's own protocol for the bare app, partnersim's for the fake partner."""
+    import uvloop
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from partnerkit.simulator.protocols import PROTOCOLS
+
+    async def run() -> dict[str, float]:
+        return {
+            "bare_socket": await _socket_loop(bare, HttpToolsProtocol, token, requests),
+            "partner_socket": await _socket_loop(partner, PROTOCOLS["httptools"], token,
+                                                 requests)}
+
+    return uvloop.run(run())
 
 
 def profile(requests: int) -> None:
@@ -132,13 +197,14 @@ def main() -> int:
             for name, value in json.loads(out).items():
                 best[root][name] = min(value, best[root].get(name, float("inf")))
     print(f"µs per request, best of {args.rounds} interleaved rounds of {args.requests:,}")
-    print("| checkout | bare ASGI | partner ASGI | partner − bare | partner / bare "
-          "| partner via InProcessTransport |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| checkout | bare ASGI | partner ASGI | partner / bare | bare socket "
+          "| partner socket | bare / partner (socket) | partner via InProcessTransport |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for root, figures in best.items():
         print(f"| {root} | {figures['bare_asgi']:.1f} | {figures['partner_asgi']:.1f} | "
-              f"{figures['partner_asgi'] - figures['bare_asgi']:.1f} | "
               f"{figures['partner_asgi'] / figures['bare_asgi']:.2f} | "
+              f"{figures['bare_socket']:.1f} | {figures['partner_socket']:.1f} | "
+              f"{figures['bare_socket'] / figures['partner_socket']:.2f} | "
               f"{figures['partner_transport']:.1f} |")
     return 0
 
