@@ -63,6 +63,9 @@ class ConnectionControl:
     def close(self) -> None:
         """FIN after what was written: a body that stops short."""
         self._mark_disconnected()
+        writer = getattr(self._protocol, "_writer", None)
+        if writer is not None:
+            writer.flush()  # what the cycle wrote goes out before the FIN
         self._protocol.transport.close()
 
 
@@ -188,7 +191,8 @@ class OneSendPerAnswer:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():  # reset or gone: nobody to send it to
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
