@@ -48,11 +48,11 @@ def _bounded(items: dict[str, str], budget: int) -> tuple[dict[str, str], int, b
     """(kept items, characters kept, whether anything was cut)."""
     if not items:
         return items, 0, False
-    if len(items) <= MAX_ITEMS and max(map(len, items.values())) <= MAX_VALUE_CHARS:
-        # The usual request: nothing to cut (counted at C speed, this runs per request).
-        chars = sum(map(len, items)) + sum(map(len, items.values()))
-        if chars <= budget:
-            return items, chars, False
+    # The usual request: nothing to cut (counted at C speed, this runs per request).
+    chars = sum(map(len, items)) + sum(map(len, items.values()))
+    if chars <= budget and len(items) <= MAX_ITEMS and (
+            chars <= MAX_VALUE_CHARS or max(map(len, items.values())) <= MAX_VALUE_CHARS):
+        return items, chars, False
     kept: dict[str, str] = {}
     chars = 0
     cut = len(items) > MAX_ITEMS
