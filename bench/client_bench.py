@@ -22,7 +22,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from run import PYTHON, free_port, process, scenario_file  # noqa: E402
+from harness import PYTHON, free_port, process, scenario_file  # noqa: E402
 
 from partnerkit.client import AsyncPartnerClient, PartnerClient  # noqa: E402
 from partnerkit.client.mapping import map_page, parse_json  # noqa: E402

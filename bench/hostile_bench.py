@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (  # bench/ is not a package: run.py is found through sys.path
+from harness import (  # bench/ is not a package: run.py is found through sys.path
     NO_MATCH_30,
     ORDER_PATH,
     PYTHON,

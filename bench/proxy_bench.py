@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from run import ORDER_PATH, PYTHON, ROOT, Load, free_port, process, rss_mb, token_for, wrk  # noqa: E402
+from harness import ORDER_PATH, PYTHON, ROOT, Load, free_port, process, rss_mb, token_for, wrk  # noqa: E402
 
 CONNECTIONS = 16
 STREAM_BYTES = 200 * 1024 * 1024

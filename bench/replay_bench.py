@@ -25,7 +25,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from run import PYTHON, free_port, process, rss_mb, wrk  # noqa: E402
+from harness import PYTHON, free_port, process, rss_mb, wrk  # noqa: E402
 
 from partnerkit.simulator.cassette import (  # noqa: E402
     HEADER,

@@ -38,7 +38,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from run import ORDER_PATH, PYTHON, Load, free_port, process, scenario_file, token_for, wrk  # noqa: E402
+from harness import ORDER_PATH, PYTHON, Load, free_port, process, scenario_file, token_for, wrk  # noqa: E402
 
 CONNECTIONS = 16
 TICKS = os.sysconf("SC_CLK_TCK")

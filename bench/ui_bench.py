@@ -30,7 +30,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import httpx
-from run import ORDER_PATH, PYTHON, ROOT, Load, free_port, process, token_for, wrk
+from harness import ORDER_PATH, PYTHON, ROOT, Load, free_port, process, token_for, wrk
 
 BENCH = Path(__file__).resolve().parent
 SETTLE_S = 2.0  # after opening or closing the page, before measuring

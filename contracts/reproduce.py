@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from partnerkit.contracts import evidence
-from partnerkit.simulator.report import scenario_yaml
+from partnerkit.simulator.scenario_source import scenario_yaml
 
 DEFAULT_DIR = Path(".partnerkit") / "failing-scenarios"
 

@@ -13,25 +13,25 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.journal_verdicts import judge_journal
-from partnerkit.simulator.partner_api import json_response, read_limited
+from partnerkit.simulator.partner_api import read_limited
 from partnerkit.simulator.scenario import Scenario, ScenarioError, parse_scenario
 from partnerkit.simulator.state import PartnerState
 
 MAX_SCENARIO_BYTES = 1_000_000
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Answer]]
 
 
-def admin_json(status: int, payload: Any) -> Response:
+def admin_json(status: int, payload: Any) -> Answer:
     """An admin answer: JSON ending in a newline, so answers in a terminal don't run together."""
-    return json_response(status, payload, end=b"\n")
+    return Answer.json(status, payload, end=b"\n")
 
 
-def admin_error(status: int, code: str, message: str) -> Response:
-    return admin_json(status, {"error": code, "message": message})
+def admin_error(status: int, code: str, message: str) -> Answer:
+    return Answer.error(status, code, message, end=b"\n")
 
 
 class AdminAPI:
@@ -55,12 +55,12 @@ class AdminAPI:
 
     def route(self, path: str, endpoint: Endpoint, method: str) -> Route:
         """An admin route behind the admin-token gate: the one place it is checked."""
-        async def gated(request: Request) -> Response:
+        async def gated(request: Request) -> Answer:
             return self._forbidden(request) or await endpoint(request)
 
         return Route(path, gated, methods=[method])
 
-    def _forbidden(self, request: Request) -> Response | None:
+    def _forbidden(self, request: Request) -> Answer | None:
         if self.admin_token is None:
             return None
         given = request.headers.get("x-admin-token", "")
@@ -69,19 +69,19 @@ class AdminAPI:
         return admin_error(401, "admin_token_required",
                            "this fake partner's admin API needs the X-Admin-Token header")
 
-    def denied(self, request: Request) -> Response | None:
+    def denied(self, request: Request) -> Answer | None:
         """The 401 for a request without the admin token, or None: for pages
         served beside the admin API (the dashboard) that share its gate."""
         return self._forbidden(request)
 
-    async def health(self, request: Request) -> Response:
+    async def health(self, request: Request) -> Answer:
         return admin_json(200, self.state.describe())
 
-    async def get_scenario(self, request: Request) -> Response:
+    async def get_scenario(self, request: Request) -> Answer:
         return admin_json(200, {"scenario": self.state.scenario.source,
                                 "spent": self.state.spent()})
 
-    async def put_scenario(self, request: Request) -> Response:
+    async def put_scenario(self, request: Request) -> Answer:
         body = await read_limited(request, MAX_SCENARIO_BYTES)
         if body is None:
             return admin_error(413, "scenario_too_large",
@@ -105,18 +105,18 @@ class AdminAPI:
         self.state.set_scenario(scenario)
         return scenario
 
-    async def reset(self, request: Request) -> Response:
+    async def reset(self, request: Request) -> Answer:
         self.state.reset()
         return admin_json(200, {"status": "ok"})
 
-    async def get_journal(self, request: Request) -> Response:
+    async def get_journal(self, request: Request) -> Answer:
         return admin_json(200, {"entries": self.state.journal.entries()})
 
-    async def clear_journal(self, request: Request) -> Response:
+    async def clear_journal(self, request: Request) -> Answer:
         self.state.journal.clear()
         return admin_json(200, {"status": "ok"})
 
-    async def verdicts(self, request: Request) -> Response:
+    async def verdicts(self, request: Request) -> Answer:
         """The generic contracts judged on the journal: `?max_attempts=N&min_backoff_ms=M`."""
         try:
             options = {name: float(value) for name, value in request.query_params.items()

@@ -9,9 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.backends import StateUnavailable
 from partnerkit.simulator.fault_middleware import FaultMiddleware
-from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter, error_response
+from partnerkit.simulator.partner_api import PartnerAPI, PartnerRouter
 from partnerkit.simulator.proxy import ProxyAdminAPI, ProxyAPI, ProxyState
 from partnerkit.simulator.replay import ReplayAPI, ReplayState
 from partnerkit.simulator.scenario import Scenario
@@ -22,11 +23,13 @@ from partnerkit.simulator.ui import Dashboard
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+               for name, value in (exc.headers or {}).items()]
+    return Answer.error(exc.status_code, code, str(exc.detail), headers).as_response()
 
 
 async def _state_unavailable(request: Request, exc: Exception) -> Response:
-    return error_response(503, "state_backend_unavailable", str(exc))
+    return Answer.error(503, "state_backend_unavailable", str(exc)).as_response()
 
 
 def _starlette(routes: list[Route]) -> Starlette:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from partnerkit.simulator.answer import JSON_TYPE
 from partnerkit.simulator.scenario import SchemaDrift
 
 HTML_ERROR_PAGE = (
@@ -27,44 +28,45 @@ _FIRST_STRING_VALUE = re.compile(rb':"')
 _FIRST_NUMBER_VALUE = re.compile(rb':(-?\d+(?:\.\d+)?)(?=[,}\]])')
 _FIRST_KEY = re.compile(rb'^\s*\{\s*"((?:[^"\\]|\\.)*)"\s*:')
 
-JSON = "application/json"
+HTML = b"text/html; charset=utf-8"
 
 
-def malformed_body(kind: str, body: bytes) -> tuple[bytes, str]:
+def malformed_body(kind: str, body: bytes) -> tuple[bytes, bytes]:
     """(broken body, content type) for a `malformed` kind, from a good JSON body.
 
     `content_length_mismatch` is not here: its body is fine, its framing lies.
     """
     if kind == "truncated":
-        return _truncate_at_token(body), JSON
+        return _truncate_at_token(body), JSON_TYPE
     if kind == "invalid_json":
         # A trailing comma, the classic hand-rolled serializer bug.
-        return body.rstrip()[:-1] + b",}" if body.rstrip().endswith(b"}") else body + b",", JSON
+        broken = body.rstrip()[:-1] + b",}" if body.rstrip().endswith(b"}") else body + b","
+        return broken, JSON_TYPE
     if kind == "html_error_page":
-        return HTML_ERROR_PAGE, "text/html; charset=utf-8"
+        return HTML_ERROR_PAGE, HTML
     if kind == "empty_body":
-        return b"", JSON
+        return b"", JSON_TYPE
     if kind == "wrong_content_type":
-        return body, "text/html; charset=utf-8"
+        return body, HTML
     if kind == "invalid_utf8":
         found = _FIRST_STRING_VALUE.search(body)
         at = found.end() if found else 1
-        return body[:at] + b"\xff\xfe" + body[at:], JSON
+        return body[:at] + b"\xff\xfe" + body[at:], JSON_TYPE
     if kind == "bom":
-        return b"\xef\xbb\xbf" + body, JSON
+        return b"\xef\xbb\xbf" + body, JSON_TYPE
     if kind == "nan":
         found = _FIRST_NUMBER_VALUE.search(body)
         if found is None:
-            return b'{"value":NaN}', JSON
-        return body[: found.start(1)] + b"NaN" + body[found.end(1):], JSON
+            return b'{"value":NaN}', JSON_TYPE
+        return body[: found.start(1)] + b"NaN" + body[found.end(1):], JSON_TYPE
     if kind == "duplicate_keys":
         found = _FIRST_KEY.match(body)
         if found is None:
-            return b'{"error":"x","error":"y"}', JSON
+            return b'{"error":"x","error":"y"}', JSON_TYPE
         # The key appears twice; a lenient parser silently keeps the later value.
-        return b'{"' + found.group(1) + b'":null,' + body.lstrip()[1:], JSON
+        return b'{"' + found.group(1) + b'":null,' + body.lstrip()[1:], JSON_TYPE
     if kind == "deep_nesting":
-        return b"[" * DEEP_NESTING_LEVELS + b"]" * DEEP_NESTING_LEVELS, JSON
+        return b"[" * DEEP_NESTING_LEVELS + b"]" * DEEP_NESTING_LEVELS, JSON_TYPE
     raise ValueError(f"unknown malformed kind {kind!r}")
 
 

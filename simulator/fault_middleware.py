@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Iterable
 from email.utils import formatdate
 from typing import Any
 
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from partnerkit.simulator.answer import Answer, json_bytes
 from partnerkit.simulator.backends import StateUnavailable, TokenCheck, TokenRefused
 from partnerkit.simulator.bodies import drifted_body, malformed_body
 from partnerkit.simulator.cursor import InvalidCursor, decode_cursor
@@ -35,19 +37,12 @@ from partnerkit.simulator.scenario import (
 )
 from partnerkit.simulator.state import PartnerState
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 ADMIN_PREFIX = "/__sim"
 #: Scope key of the request's journal entry, for an inner app that adds facts to it.
 JOURNAL_ENTRY = "partnersim.journal_entry"
 #: Scope key of the fault acting on the request (absent when none does).
 ACTING_FAULT = "partnersim.fault"
 OPEN_PATHS = frozenset({"/oauth/token", "/openapi.json"})
-JSON = b"application/json"
 #: Statuses whose Retry-After the journal keeps.
 RETRY_AFTER_STATUSES = frozenset({429, 503, 500, 502, 504})
 #: The most of an answer a fault reads whole to rewrite it (a proxied answer can be large).
@@ -65,24 +60,6 @@ class ConnectionFaultUnsupported(RuntimeError):
 
 class AnswerTooLarge(Exception):
     """Raised into the inner app when an answer a fault must rewrite passes the limit."""
-
-
-class Answer:
-    """A complete response held in memory, so a fault can rewrite it."""
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @classmethod
-    def json(cls, status: int, payload: Any,
-             headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
-        return cls(status, [(b"content-type", JSON), *(headers or [])],
-                   json.dumps(payload, separators=(",", ":")).encode())
-
-    def header(self, name: bytes, value: bytes) -> None:
-        self.headers = [(k, v) for k, v in self.headers if k != name] + [(name, value)]
 
 
 def _bearer(headers: dict[str, str]) -> str | None:
@@ -268,7 +245,7 @@ class FaultMiddleware:
             await exchange.cut_short(answer)
             return
         body, content_type = malformed_body(action.kind, answer.body)
-        await exchange.emit(Answer(200, [(b"content-type", content_type.encode())], body))
+        await exchange.emit(Answer(200, [(b"content-type", content_type)], body))
 
     async def _cursor_drift(self, exchange: _Exchange, action: CursorDrift,
                             decision: Decision, request: RequestInfo) -> None:
@@ -298,7 +275,7 @@ class FaultMiddleware:
         if answer.status == 200:
             page = json.loads(answer.body)
             page["next_cursor"] = raw_cursor
-            answer.body = json.dumps(page, separators=(",", ":")).encode()
+            answer.body = json_bytes(page)
         await exchange.emit(answer)
 
     async def _disconnect(self, exchange: _Exchange, action: Disconnect) -> None:

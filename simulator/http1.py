@@ -176,7 +176,7 @@ class _Connection(asyncio.Protocol):
         return item
 
 
-class Answer:
+class UpstreamAnswer:
     """An upstream's answer: status and headers now, the body as it arrives."""
 
     def __init__(self, pool: ConnectionPool, connection: _Connection, status: int,
@@ -247,7 +247,8 @@ class ConnectionPool:
         return None
 
     async def request(self, method: str, target: bytes, headers: Headers,
-                      body: bytes | AsyncIterator[bytes], content_length: int | None) -> Answer:
+                      body: bytes | AsyncIterator[bytes],
+                      content_length: int | None) -> UpstreamAnswer:
         """Send a request; the answer once its status line and headers are in.
         A fixed body is sent again on a fresh connection when a reused one turns
         out to have been closed by the upstream before answering."""
@@ -270,7 +271,7 @@ class ConnectionPool:
 
     async def _exchange(self, connection: _Connection, method: str, target: bytes,
                         headers: Headers, body: bytes | AsyncIterator[bytes],
-                        content_length: int | None) -> Answer:
+                        content_length: int | None) -> UpstreamAnswer:
         head = connection.start(head_only=method == "HEAD")
         lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ",
                  self._host_header(), b"\r\n"]
@@ -301,7 +302,7 @@ class ConnectionPool:
             status, reason, answer_headers = await asyncio.wait_for(head, self.timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"no answer within {self.timeout} s") from None
-        return Answer(self, connection, status, reason, answer_headers)
+        return UpstreamAnswer(self, connection, status, reason, answer_headers)
 
     def _host_header(self) -> bytes:
         default = 443 if self.ssl else 80

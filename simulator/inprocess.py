@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
+from starlette.types import ASGIApp, Message
 
-from partnerkit.simulator.fault_middleware import ASGIApp, Message
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 
 RESET_MESSAGE = "[Errno 104] Connection reset by peer"

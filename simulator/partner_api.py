@@ -13,34 +13,20 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from partnerkit.simulator.answer import JSON_TYPE, Answer, json_bytes
 from partnerkit.simulator.cursor import InvalidCursor, decode_cursor, encode_cursor
 from partnerkit.simulator.dataset import parse_rfc3339, to_rfc3339
 from partnerkit.simulator.openapi_doc import openapi_bytes
 from partnerkit.simulator.state import PartnerState
 
-JSON = "application/json"
-JSON_BYTES = JSON.encode()
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_FORM_BYTES = 16_384
-
-
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None, *,
-                  end: bytes = b"") -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode() + end
-    return Response(body, status_code=status, media_type=JSON, headers=headers)
-
-
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> Response:
-    return json_response(status, {"error": code, "message": message}, headers)
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -66,15 +52,14 @@ class JsonRoute(Route):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
             allowed = ", ".join(sorted(self.methods))
-            response = error_response(405, "method_not_allowed", "Method Not Allowed",
-                                      {"allow": allowed})
-            await response(scope, receive, send)
+            await Answer.error(405, "method_not_allowed", "Method Not Allowed",
+                               [(b"allow", allowed.encode())]).send(send)
             return
         await super().handle(scope, receive, send)
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    await error_response(404, "not_found", "Not Found")(scope, receive, send)
+    await Answer.error(404, "not_found", "Not Found").send(send)
 
 
 class PartnerAPI:
@@ -94,18 +79,18 @@ class PartnerAPI:
             JsonRoute("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
-    async def openapi(self, request: Request) -> Response:
-        return Response(openapi_bytes(), media_type=JSON)
+    async def openapi(self, request: Request) -> Answer:
+        return Answer.json_body(openapi_bytes())
 
-    async def token(self, request: Request) -> Response:
+    async def token(self, request: Request) -> Answer:
         body = await read_limited(request, MAX_FORM_BYTES)
         if body is None:
-            return error_response(413, "request_too_large",
+            return Answer.error(413, "request_too_large",
                                   f"a token request body is at most {MAX_FORM_BYTES} bytes")
         try:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
-            return error_response(400, "invalid_request", "form body is not UTF-8")
+            return Answer.error(400, "invalid_request", "form body is not UTF-8")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = request.headers.get("authorization", "")
         if basic[:6].lower() == "basic ":
@@ -114,24 +99,24 @@ class PartnerAPI:
                     base64.b64decode(basic[6:], validate=True).decode().partition(":")
                 )
             except (binascii.Error, UnicodeDecodeError):
-                return error_response(401, "invalid_client", "malformed Basic credentials")
+                return Answer.error(401, "invalid_client", "malformed Basic credentials")
         if form.get("grant_type") != "client_credentials":
-            return error_response(400, "unsupported_grant_type",
+            return Answer.error(400, "unsupported_grant_type",
                                   "grant_type must be client_credentials")
         if not (
             client_id is not None and client_secret is not None
             and hmac.compare_digest(client_id.encode(), self.state.client_id.encode())
             and hmac.compare_digest(client_secret.encode(), self.state.client_secret.encode())
         ):
-            return error_response(401, "invalid_client", "unknown client or wrong secret")
+            return Answer.error(401, "invalid_client", "unknown client or wrong secret")
         ttl = self.state.scenario.dataset.token_ttl_s
         token = self.state.backend.issue_token(self.state.scenario.seed, ttl)
-        return json_response(
+        return Answer.json(
             200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl},
-            {"cache-control": "no-store"},
+            [(b"cache-control", b"no-store")],
         )
 
-    async def list_orders(self, request: Request) -> Response:
+    async def list_orders(self, request: Request) -> Answer:
         params = request.query_params
         store = self.state.store
         limit = self.state.scenario.dataset.page_size
@@ -139,52 +124,50 @@ class PartnerAPI:
             raw = params["limit"]
             # isdigit() is true for '²' and '٣' too: only ASCII digits are an integer here.
             if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 200:
-                return error_response(400, "invalid_request", "limit must be an integer 1-200")
+                return Answer.error(400, "invalid_request", "limit must be an integer 1-200")
             limit = int(raw)
         since = None
         if "updated_since" in params:
             try:
                 since = to_rfc3339(parse_rfc3339(params["updated_since"]))
             except ValueError:
-                return error_response(400, "invalid_request",
+                return Answer.error(400, "invalid_request",
                                       "updated_since must be an RFC 3339 timestamp with offset")
         after = None
         if "cursor" in params:
             try:
                 after = decode_cursor(params["cursor"])
             except InvalidCursor:
-                return error_response(400, "invalid_cursor", "the cursor is not valid")
+                return Answer.error(400, "invalid_cursor", "the cursor is not valid")
             since = after.since
         page = store.page(since, after, limit)
         next_cursor = encode_cursor(page.last) if page.last is not None else None
         body = page.prefix + b',"next_cursor":' + json.dumps(next_cursor).encode() + b"}"
-        return Response(body, media_type=JSON)
+        return Answer.json_body(body)
 
-    async def get_order(self, request: Request) -> Response:
+    async def get_order(self, request: Request) -> Answer:
         order_id = request.path_params["order_id"]
         body = self.state.store.get(order_id)
         if body is None:
-            return error_response(404, "not_found", f"no order {order_id}")
-        return Response(body, media_type=JSON)
+            return Answer.error(404, "not_found", f"no order {order_id}")
+        return Answer.json_body(body)
 
-    async def acknowledge(self, request: Request) -> Response:
+    async def acknowledge(self, request: Request) -> Answer:
         order_id = request.path_params["order_id"]
         if self.state.store.get(order_id) is None:
-            return error_response(404, "not_found", f"no order {order_id}")
+            return Answer.error(404, "not_found", f"no order {order_id}")
         key = request.headers.get("idempotency-key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-            return error_response(400, "invalid_request",
+            return Answer.error(400, "invalid_request",
                                   "Idempotency-Key must be 1-255 visible ASCII characters")
-        body = json.dumps(
+        body = json_bytes(
             {"order_id": order_id,
-             "acknowledged_at": to_rfc3339(datetime.fromtimestamp(self.state.clock.time(), UTC))},
-            separators=(",", ":"),
-        ).encode()
+             "acknowledged_at": to_rfc3339(datetime.fromtimestamp(self.state.clock.time(), UTC))})
         status, body = self.state.backend.acknowledge(order_id, key, body)
         if status == 409:
-            return error_response(409, "already_acknowledged",
+            return Answer.error(409, "already_acknowledged",
                                   f"order {order_id} is already acknowledged")
-        return Response(body, status_code=status, media_type=JSON)
+        return Answer.json_body(body, status)
 
 
 ORDER_PREFIX = "/v1/orders/"
@@ -207,7 +190,7 @@ class PartnerRouter:
             body = self.state.store.get(order_id) if "/" not in order_id else None
             if body is not None:
                 await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-length", str(len(body)).encode()), (b"content-type", JSON_BYTES)]})
+                    (b"content-length", str(len(body)).encode()), (b"content-type", JSON_TYPE)]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.router(scope, receive, send)

@@ -21,23 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.backends import StateBackend
-from partnerkit.simulator.fault_middleware import (
-    ACTING_FAULT,
-    JOURNAL_ENTRY,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
-from partnerkit.simulator.http1 import Answer, UpstreamError
+from partnerkit.simulator.fault_middleware import ACTING_FAULT, JOURNAL_ENTRY
+from partnerkit.simulator.http1 import UpstreamAnswer, UpstreamError
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_entry import JournalEntry
-from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.replay import MAX_BODY_BYTES
 from partnerkit.simulator.scenario import Fault, Scenario
@@ -48,7 +41,6 @@ from partnerkit.simulator.upstream import (
     RawHeaders,
     Upstream,
     answer_headers,
-    send_json,
 )
 
 #: Request headers that mean the request has a body to stream on.
@@ -90,9 +82,9 @@ class ProxyAdminAPI(AdminAPI):
         return [self.route("/__sim/health", self.proxy_health, "GET"),
                 *(route for route in super().routes() if route.path != "/__sim/health")]
 
-    async def proxy_health(self, request: Request) -> Response:
+    async def proxy_health(self, request: Request) -> Answer:
         upstream = await self.proxy_state.upstream.probe()
-        return json_response(200, {**self.proxy_state.describe(), "upstream": upstream})
+        return Answer.json(200, {**self.proxy_state.describe(), "upstream": upstream})
 
 
 def _clean(scope: Scope) -> bool:
@@ -112,7 +104,7 @@ class ProxyAPI:
         try:
             target = self.upstream.target(scope)
         except BadTarget as exc:
-            await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
+            await Answer.error(400, "bad_target", str(exc)).send(send)
             return
         entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         kept = _Kept() if self.tee is not None and _clean(scope) else None
@@ -132,7 +124,7 @@ class ProxyAPI:
             status, payload = self.upstream.failure(exc)
             if entry is not None:
                 entry.upstream = payload["error"]
-            await send_json(send, status, payload)
+            await Answer.json(status, payload).send(send)
             return
         try:
             recording = (scope["method"], target, headers, kept) if kept is not None else None
@@ -140,7 +132,7 @@ class ProxyAPI:
         finally:
             await answer.aclose()
 
-    async def _answer(self, scope: Scope, send: Send, answer: Answer,
+    async def _answer(self, scope: Scope, send: Send, answer: UpstreamAnswer,
                       entry: JournalEntry | None,
                       recording: tuple[str, bytes, RawHeaders, _Kept] | None,
                       started: float) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from starlette.types import Receive, Scope, Send
+
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.cassette import CassetteWriter
-from partnerkit.simulator.fault_middleware import Receive, Scope, Send
 from partnerkit.simulator.http1 import UpstreamError, UpstreamTimeout
 from partnerkit.simulator.replay import MAX_BODY_BYTES, read_body
 from partnerkit.simulator.upstream import (
@@ -23,7 +25,6 @@ from partnerkit.simulator.upstream import (
     RawHeaders,
     Upstream,
     answer_headers,
-    send_json,
 )
 
 HEALTH_PATH = "/__sim/health"
@@ -49,21 +50,21 @@ class RecorderApp:
         if scope["type"] != "http":
             return
         if scope["path"] == HEALTH_PATH:
-            await send_json(send, 200, {"status": "ok", "mode": "record",
-                                        "upstream": self.upstream.url,
-                                        "cassette": str(self.writer.path),
-                                        "interactions": self.writer.count,
-                                        "upstream_failures": self.failed})
+            await Answer.json(200, {"status": "ok", "mode": "record",
+                                    "upstream": self.upstream.url,
+                                    "cassette": str(self.writer.path),
+                                    "interactions": self.writer.count,
+                                    "upstream_failures": self.failed}).send(send)
             return
         body = await read_body(receive, MAX_BODY_BYTES)
         if body is None:
-            await send_json(send, 413, {"error": "request_too_large",
-                                        "message": f"at most {MAX_BODY_BYTES} bytes"})
+            await Answer.error(413, "request_too_large",
+                               f"at most {MAX_BODY_BYTES} bytes").send(send)
             return
         try:
             target = self.upstream.target(scope)
         except BadTarget as exc:
-            await send_json(send, 400, {"error": "bad_target", "message": str(exc)})
+            await Answer.error(400, "bad_target", str(exc)).send(send)
             return
         headers = self.upstream.request_headers(scope)
         started = time.perf_counter()
@@ -74,11 +75,11 @@ class RecorderApp:
                 status, reason, kept, answer = await self._forward(
                     scope["method"], target, headers, body)
         except TimeoutError:
-            await send_json(send, *self.upstream.failure(UpstreamTimeout(
-                f"no whole answer within {self.upstream.timeout_s} s")))
+            await Answer.json(*self.upstream.failure(UpstreamTimeout(
+                f"no whole answer within {self.upstream.timeout_s} s"))).send(send)
             return
         except UpstreamError as exc:
-            await send_json(send, *self.upstream.failure(exc))
+            await Answer.json(*self.upstream.failure(exc)).send(send)
             return
         duration_ms = (time.perf_counter() - started) * 1000  # the upstream's whole answer
         self.tee.write(scope["method"], target, headers, body, status, reason, kept, answer,

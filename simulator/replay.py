@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
+from starlette.types import Receive, Scope, Send
+
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.backends import StateBackend
 from partnerkit.simulator.cassette import Interaction, LineCassette, RecordedResponse
-from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY, Receive, Scope, Send
+from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY
 from partnerkit.simulator.formats import read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_entry import JournalEntry
-from partnerkit.simulator.partner_api import json_response
 from partnerkit.simulator.redaction import FORM, redact_body
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import OverlayState
@@ -326,9 +328,8 @@ class ReplayAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, MAX_BODY_BYTES)
         if body is None:
-            response = json_response(413, {"error": "request_too_large",
-                                           "message": f"at most {MAX_BODY_BYTES} bytes"})
-            await response(scope, receive, send)
+            await Answer.error(413, "request_too_large",
+                               f"at most {MAX_BODY_BYTES} bytes").send(send)
             return
         if self.index.match_body:
             content_type = next((value.decode("latin-1") for name, value in scope["headers"]
@@ -374,15 +375,14 @@ class ReplayAPI:
         entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         if entry is not None:
             entry.miss = True
+        miss_header = (MISS_HEADER.encode(), b"no_recording")
         if self.miss.body is None:
-            body, content_type = json.dumps(miss).encode(), "application/json"
+            answer = Answer.json(self.miss.status, miss, [miss_header])
         else:
-            body, content_type = self.miss.body, self.miss.content_type
-        await send({"type": "http.response.start", "status": self.miss.status, "headers": [
-            (b"content-type", content_type.encode("latin-1")),
-            (b"content-length", str(len(body)).encode()),
-            (MISS_HEADER.encode(), b"no_recording")]})
-        await send({"type": "http.response.body", "body": body})
+            answer = Answer(self.miss.status, [
+                (b"content-type", self.miss.content_type.encode("latin-1")), miss_header],
+                self.miss.body)
+        await answer.send(send)
 
 
 def describe_misses(misses: Iterable[dict[str, Any]], total: int) -> str:

@@ -14,7 +14,6 @@ journal verdicts of any client), so it lives here, below both.
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 import re
@@ -24,9 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from partnerkit.simulator.scenario import ACTIONS, MALFORMED_KINDS
+from partnerkit.simulator.scenario_source import scenario_yaml
 
 #: What a fault can be, as `kind` or `kind:variant`: the space coverage is measured in.
 FAULT_VARIANTS: tuple[str, ...] = (
@@ -102,15 +100,6 @@ def acted_faults(journal: Sequence[Mapping[str, Any]]) -> list[ActedFault]:
             faults.append(ActedFault(int(entry["seq"]), entry.get("rule"),
                                      fault_variants(declared), dict(declared)))
     return faults
-
-
-def scenario_yaml(plan: Mapping[str, Any], header: str = "") -> str:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None
-    buffer = io.StringIO()
-    yaml.dump(dict(plan), buffer)
-    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comment + buffer.getvalue()
 
 
 REPORT_VERSION = 1

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path as FilePath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from partnerkit.simulator.dataset import MAX_ORDERS, DatasetSpec
@@ -26,9 +26,9 @@ from partnerkit.simulator.http_fields import (
 from partnerkit.simulator.scenario_source import (
     MAX_SOURCE_BYTES,
     Located,
-    Path,
     Problem,
     SourceError,
+    Where,
     format_path,
     load_source,
 )
@@ -225,10 +225,10 @@ class _Checker:
         self.located = located
         self.problems: list[Problem] = []
 
-    def fail(self, path: Path, message: str) -> None:
+    def fail(self, path: Where, message: str) -> None:
         self.problems.append(Problem(format_path(path), message, self.located.line_of(path)))
 
-    def keys(self, value: Mapping[str, Any], path: Path, allowed: tuple[str, ...]) -> None:
+    def keys(self, value: Mapping[str, Any], path: Where, allowed: tuple[str, ...]) -> None:
         for key in value:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
@@ -236,13 +236,13 @@ class _Checker:
                 self.fail((*path, key), f"unknown key '{key}'{suggestion} "
                                         f"(expected one of: {', '.join(allowed)})")
 
-    def mapping(self, value: Any, path: Path) -> Mapping[str, Any] | None:
+    def mapping(self, value: Any, path: Where) -> Mapping[str, Any] | None:
         if isinstance(value, Mapping):
             return value
         self.fail(path, f"expected a mapping, got {_kind(value)}")
         return None
 
-    def integer(self, value: Any, path: Path, low: int, high: int) -> int | None:
+    def integer(self, value: Any, path: Where, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(path, f"expected an integer, got {_kind(value)}")
             return None
@@ -251,7 +251,7 @@ class _Checker:
             return None
         return value
 
-    def number(self, value: Any, path: Path, low: float, high: float,
+    def number(self, value: Any, path: Where, low: float, high: float,
                low_open: bool = False) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"expected a number, got {_kind(value)}")
@@ -264,13 +264,13 @@ class _Checker:
             return None
         return float(value)
 
-    def string(self, value: Any, path: Path) -> str | None:
+    def string(self, value: Any, path: Where) -> str | None:
         if isinstance(value, str):
             return value
         self.fail(path, f"expected a string, got {_kind(value)}")
         return None
 
-    def choice(self, value: Any, path: Path, options: tuple[str, ...]) -> str | None:
+    def choice(self, value: Any, path: Where, options: tuple[str, ...]) -> str | None:
         text = self.string(value, path)
         if text is not None and text not in options:
             hint = difflib.get_close_matches(text, options, n=1)
@@ -294,8 +294,8 @@ def _kind(value: Any) -> str:
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-def _required(check: _Checker, spec: Mapping[str, Any], path: Path, key: str,
-              convert: Callable[[Any, Path], T | None]) -> T | None:
+def _required(check: _Checker, spec: Mapping[str, Any], path: Where, key: str,
+              convert: Callable[[Any, Where], T | None]) -> T | None:
     """A required key, checked with `convert`; a missing one is an error at its mapping."""
     if key not in spec:
         check.fail(path, f"missing required key '{key}'")
@@ -303,7 +303,7 @@ def _required(check: _Checker, spec: Mapping[str, Any], path: Path, key: str,
     return convert(spec[key], (*path, key))
 
 
-def _parse_latency(check: _Checker, value: Any, path: Path) -> Latency | None:
+def _parse_latency(check: _Checker, value: Any, path: Where) -> Latency | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -341,7 +341,7 @@ def _parse_latency(check: _Checker, value: Any, path: Path) -> Latency | None:
     return Latency(lognormal=(median, sigma))
 
 
-def _parse_dribble(check: _Checker, value: Any, path: Path) -> Dribble | None:
+def _parse_dribble(check: _Checker, value: Any, path: Where) -> Dribble | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -355,7 +355,7 @@ def _parse_dribble(check: _Checker, value: Any, path: Path) -> Dribble | None:
     return Dribble(chunk, interval)
 
 
-def _parse_status(check: _Checker, fault: Mapping[str, Any], path: Path) -> StatusFault | None:
+def _parse_status(check: _Checker, fault: Mapping[str, Any], path: Where) -> StatusFault | None:
     status = check.integer(fault["status"], (*path, "status"), 400, 599)
     retry_after: int | str | None = None
     if "retry_after" in fault:
@@ -402,7 +402,7 @@ def _unsendable(value: Any) -> str | None:
     return None
 
 
-def _parse_rate_limit(check: _Checker, value: Any, path: Path) -> RateLimit | None:
+def _parse_rate_limit(check: _Checker, value: Any, path: Where) -> RateLimit | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -415,7 +415,7 @@ def _parse_rate_limit(check: _Checker, value: Any, path: Path) -> RateLimit | No
     return RateLimit(limit, per_s)
 
 
-def _field_paths(check: _Checker, value: Any, path: Path) -> tuple[str, ...]:
+def _field_paths(check: _Checker, value: Any, path: Where) -> tuple[str, ...]:
     if not isinstance(value, list):
         check.fail(path, f"expected a list of field paths, got {_kind(value)}")
         return ()
@@ -429,7 +429,7 @@ def _field_paths(check: _Checker, value: Any, path: Path) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _parse_schema_drift(check: _Checker, value: Any, path: Path) -> SchemaDrift | None:
+def _parse_schema_drift(check: _Checker, value: Any, path: Where) -> SchemaDrift | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -451,7 +451,7 @@ def _parse_schema_drift(check: _Checker, value: Any, path: Path) -> SchemaDrift 
                        lists.get("null", ()), unknown_enum, extra)
 
 
-def _parse_cursor_drift(check: _Checker, value: Any, path: Path) -> CursorDrift | None:
+def _parse_cursor_drift(check: _Checker, value: Any, path: Where) -> CursorDrift | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -471,7 +471,7 @@ def _parse_cursor_drift(check: _Checker, value: Any, path: Path) -> CursorDrift 
                        flags.get("expire", False))
 
 
-def _parse_fault(check: _Checker, value: Any, path: Path) -> Fault | None:
+def _parse_fault(check: _Checker, value: Any, path: Where) -> Fault | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -514,7 +514,7 @@ def _parse_fault(check: _Checker, value: Any, path: Path) -> Fault | None:
     return Fault(dict(spec), latency, dribble, action)
 
 
-def _parse_one_of(check: _Checker, value: Any, path: Path) -> tuple[WeightedFault, ...]:
+def _parse_one_of(check: _Checker, value: Any, path: Where) -> tuple[WeightedFault, ...]:
     if not isinstance(value, list) or not value:
         check.fail(path, "expected a non-empty list of {weight, <fault>} entries")
         return ()
@@ -535,7 +535,7 @@ def _parse_one_of(check: _Checker, value: Any, path: Path) -> tuple[WeightedFaul
     return tuple(choices)
 
 
-def _parse_match(check: _Checker, value: Any, path: Path) -> Match:
+def _parse_match(check: _Checker, value: Any, path: Where) -> Match:
     spec = check.mapping(value, path)
     if spec is None:
         return Match()
@@ -580,7 +580,7 @@ RULE_KEYS = ("name", "match", "fault", "times", "after", "every", "probability",
 
 
 def _parse_rule(check: _Checker, value: Any, index: int) -> Rule | None:
-    path: Path = ("rules", index)
+    path: Where = ("rules", index)
     spec = check.mapping(value, path)
     if spec is None:
         return None
@@ -615,7 +615,7 @@ def _parse_rule(check: _Checker, value: Any, index: int) -> Rule | None:
 
 
 def _parse_dataset(check: _Checker, value: Any) -> DatasetSpec:
-    path: Path = ("dataset",)
+    path: Where = ("dataset",)
     spec = check.mapping(value, path)
     if spec is None:
         return DatasetSpec()
@@ -672,9 +672,9 @@ def parse_scenario(value: str | bytes | Mapping[str, Any] | Scenario,
     return _build(located, source)
 
 
-def load_scenario_file(path: str | FilePath) -> Scenario:
+def load_scenario_file(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every error names this file."""
-    file = FilePath(path)
+    file = Path(path)
     try:
         with file.open("rb") as stream:  # no more than the limit: /dev/zero never ends
             data = stream.read(MAX_SOURCE_BYTES + 1)

@@ -1,4 +1,5 @@
-"""Scenario text (YAML or JSON) to plain data, remembering each node's line.
+"""Scenario text (YAML or JSON) to plain data, remembering each node's line,
+and plain data back to scenario YAML.
 
 JSON is read by the same YAML 1.2 parser, so a JSON scenario gets line
 numbers too. Duplicate keys, tags and over-deep nesting are refused here:
@@ -7,7 +8,10 @@ they are the errors a dict from Python can never have.
 
 from __future__ import annotations
 
+import io
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +29,11 @@ MAX_DEPTH = 32
 #: message could try to print its thousands of digits.
 MAX_INTEGER = 2**256 - 1
 
-Path = tuple[str | int, ...]
+#: Where a value sits in a scenario document: ("rules", 0, "fault") is rules[0].fault.
+Where = tuple[str | int, ...]
 
 
-def format_path(path: Path) -> str:
+def format_path(path: Where) -> str:
     """("rules", 0, "fault") -> "rules[0].fault"; the root is "$"."""
     text = ""
     for part in path:
@@ -68,9 +73,9 @@ class Located:
     """Plain data plus a map from node path to its 1-based line."""
 
     data: Any
-    lines: dict[Path, int] = field(default_factory=dict)
+    lines: dict[Where, int] = field(default_factory=dict)
 
-    def line_of(self, path: Path) -> int | None:
+    def line_of(self, path: Where) -> int | None:
         # The nearest ancestor that has a line: a missing key points at its mapping.
         for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
@@ -98,7 +103,7 @@ def _key_text(key: Any) -> Any:
     return key
 
 
-def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int,
+def _plain(node: Any, path: Where, lines: dict[Where, int], depth: int,
            budget: ExpansionBudget) -> Any:
     budget.spend(1 + len(node) if isinstance(node, str) else 1, path)
     if depth > MAX_DEPTH:
@@ -149,7 +154,7 @@ def _plain(node: Any, path: Path, lines: dict[Path, int], depth: int,
 
 
 class _TagRefused(ComposerError):
-    def __init__(self, path: Path, tag: str, line: int) -> None:
+    def __init__(self, path: Where, tag: str, line: int) -> None:
         super().__init__(None, None, f"unsupported YAML value (tag {tag})")
         self.problem_path = path
         self.line = line
@@ -236,11 +241,24 @@ def load_source(text: str | bytes) -> Located:
         raise SourceError(Problem("$", " ".join(str(exc).split())[:300], 1)) from exc
     except RecursionError as exc:
         raise SourceError(Problem("$", f"nested deeper than {MAX_DEPTH} levels", 1)) from exc
-    lines: dict[Path, int] = {(): 1}
+    lines: dict[Where, int] = {(): 1}
     try:
         return Located(_plain(node, (), lines, 0, ExpansionBudget(len(text))), lines)
     except ExpansionError as exc:
-        where: Path = exc.where
+        where: Where = exc.where
         raise SourceError(Problem(format_path(where), "YAML aliases expand this document "
                                   "beyond its own size (an alias may share a value, not "
                                   "multiply it)", lines.get(where))) from None
+
+
+def scenario_yaml(document: Mapping[str, Any], header: str = "") -> str:
+    """A scenario document as YAML (small mappings inline, the rest as blocks, keys in
+    their order), after `header` as a comment: a failing example's plan, the editor's text."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    out = io.StringIO()
+    yaml.dump(json.loads(json.dumps(dict(document), default=str)), out)
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + out.getvalue()

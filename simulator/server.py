@@ -19,11 +19,11 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from partnerkit.simulator.app import create_app, create_proxy_app, create_replay_app
 from partnerkit.simulator.backends import default_prefix, open_state
 from partnerkit.simulator.cassette import CassetteWriter, Interaction
-from partnerkit.simulator.fault_middleware import ASGIApp
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
 from partnerkit.simulator.journal_entry import JournalEntryJSON
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class

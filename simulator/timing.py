@@ -16,23 +16,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from partnerkit.simulator.scenario_source import Where
+
 MAX_SECONDS = 31_536_000.0  # a year
 MAX_RAMP_LATENCY_MS = 600_000.0
 TIMING_KEYS = ("window", "flap", "ramp")
-
-Path = tuple[str | int, ...]
 
 
 class Checker(Protocol):
     """What parsing needs of the scenario checker (simulator.scenario)."""
 
-    def fail(self, path: Path, message: str) -> None: ...
+    def fail(self, path: Where, message: str) -> None: ...
 
-    def keys(self, value: Mapping[str, Any], path: Path, allowed: tuple[str, ...]) -> None: ...
+    def keys(self, value: Mapping[str, Any], path: Where, allowed: tuple[str, ...]) -> None: ...
 
-    def mapping(self, value: Any, path: Path) -> Mapping[str, Any] | None: ...
+    def mapping(self, value: Any, path: Where) -> Mapping[str, Any] | None: ...
 
-    def number(self, value: Any, path: Path, low: float, high: float,
+    def number(self, value: Any, path: Where, low: float, high: float,
                low_open: bool = False) -> float | None: ...
 
 
@@ -110,7 +110,7 @@ class Moment:
     latency_ms: float | None = None
 
 
-def _pair(check: Checker, value: Any, path: Path, high: float) -> tuple[float, float] | None:
+def _pair(check: Checker, value: Any, path: Where, high: float) -> tuple[float, float] | None:
     if not isinstance(value, list) or len(value) != 2:
         check.fail(path, "expected [from, to]: a list of two numbers")
         return None
@@ -119,7 +119,7 @@ def _pair(check: Checker, value: Any, path: Path, high: float) -> tuple[float, f
     return (first, second) if first is not None and second is not None else None
 
 
-def parse_timing(check: Checker, spec: Mapping[str, Any], path: Path,
+def parse_timing(check: Checker, spec: Mapping[str, Any], path: Where,
                  has_probability: bool) -> Timing | None:
     """The `window`, `flap` and `ramp` of one rule (None when it has none)."""
     window = flap = ramp = None
@@ -149,7 +149,7 @@ def parse_timing(check: Checker, spec: Mapping[str, Any], path: Path,
     return Timing(window, flap, ramp)
 
 
-def _required_seconds(check: Checker, value: Mapping[str, Any], path: Path,
+def _required_seconds(check: Checker, value: Mapping[str, Any], path: Where,
                       key: str) -> float | None:
     if key not in value:
         check.fail(path, f"missing required key '{key}'")
@@ -157,7 +157,7 @@ def _required_seconds(check: Checker, value: Mapping[str, Any], path: Path,
     return check.number(value[key], (*path, key), 0, MAX_SECONDS, low_open=True)
 
 
-def _parse_ramp(check: Checker, value: Any, path: Path, has_probability: bool) -> Ramp | None:
+def _parse_ramp(check: Checker, value: Any, path: Where, has_probability: bool) -> Ramp | None:
     spec = check.mapping(value, path)
     if spec is None:
         return None

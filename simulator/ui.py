@@ -12,7 +12,6 @@ exactly the work it did before. The page is served without the admin token
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,15 +19,15 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from ruamel.yaml import YAML
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from partnerkit.simulator.admin_api import AdminAPI
+from partnerkit.simulator.answer import Answer
 from partnerkit.simulator.engine import FaultEngine
-from partnerkit.simulator.partner_api import error_response, json_response
 from partnerkit.simulator.scenario import Rule, Scenario
+from partnerkit.simulator.scenario_source import scenario_yaml
 from partnerkit.simulator.state import PartnerState
 
 #: How often an open page's stream looks at the journal: well inside the 1 s a
@@ -102,17 +101,6 @@ def _summary(text: str) -> str:
     comment = " ".join(word for word in words if word)
     end = comment.find(". ")
     return comment if end < 0 else comment[:end + 1]
-
-
-def scenario_yaml(scenario: Scenario) -> str:
-    """The running scenario as YAML, for the editor (comments are not kept)."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None  # small mappings inline, the rest as blocks
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-    out = io.StringIO()
-    yaml.dump(json.loads(json.dumps(dict(scenario.source), default=str)), out)
-    return out.getvalue()
 
 
 def _rule_view(rule: Rule, raw: Any, spent: int) -> dict[str, Any]:
@@ -193,7 +181,7 @@ class _Stream:
             return None
         shown: dict[str, Any] = {"name": scenario.name, "seed": scenario.seed}
         if self.scenario is not scenario:  # the YAML only when the scenario changed
-            shown["yaml"] = scenario_yaml(scenario)
+            shown["yaml"] = scenario_yaml(scenario.source)  # comments are not kept
         self.scenario, self.engine, self.counts, self.state_at = scenario, engine, counts, now
         raw_rules = scenario.source.get("rules", [])
         rules = [_rule_view(rule, raw_rules[rule.index] if rule.index < len(raw_rules) else {},
@@ -234,19 +222,19 @@ class Dashboard:
         return Response(self._read("index.html"), media_type="text/html; charset=utf-8",
                         headers=SECURITY_HEADERS)
 
-    async def asset(self, request: Request) -> Response:
+    async def asset(self, request: Request) -> Response | Answer:
         name = request.path_params["name"]
         if name not in ASSETS:
-            return error_response(404, "not_found", f"no dashboard asset {name!r}")
+            return Answer.error(404, "not_found", f"no dashboard asset {name!r}")
         return Response(self._read(name), media_type=ASSETS[name],
                         headers={"cache-control": "no-cache", "x-content-type-options": "nosniff"})
 
-    async def scenarios(self, request: Request) -> Response:
+    async def scenarios(self, request: Request) -> Answer:
         if denied := self.admin.denied(request):
             return denied
-        return json_response(200, {"scenarios": ready_made_scenarios()})
+        return Answer.json(200, {"scenarios": ready_made_scenarios()})
 
-    async def events(self, request: Request) -> Response:
+    async def events(self, request: Request) -> Response | Answer:
         if denied := self.admin.denied(request):
             return denied
         return StreamingResponse(self._stream(), media_type="text/event-stream", headers={

@@ -10,11 +10,12 @@ plain path (absolute-form, `*`) or that has `.`/`..` segments is refused.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from starlette.types import Scope
 
 from partnerkit.simulator.cassette import (
     CassetteWriter,
@@ -25,10 +26,12 @@ from partnerkit.simulator.cassette import (
     redact_interaction,
     stabilise_interaction,
 )
-from partnerkit.simulator.http1 import Answer, ConnectionPool, UpstreamError, UpstreamTimeout
-
-Scope = Mapping[str, Any]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from partnerkit.simulator.http1 import (
+    ConnectionPool,
+    UpstreamAnswer,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 #: Headers that belong to one hop, not to the exchange.
 HOP_BY_HOP = frozenset({
@@ -146,7 +149,7 @@ class Upstream:
 
     async def send(self, method: str, target: bytes, headers: RawHeaders,
                    body: bytes | AsyncIterator[bytes],
-                   content_length: int | None = None) -> Answer:
+                   content_length: int | None = None) -> UpstreamAnswer:
         """Send a request on; UpstreamError (or UpstreamTimeout) when it fails."""
         return await self.pool.request(method, self.prefix + target, headers, body,
                                        content_length)
@@ -170,7 +173,7 @@ class Upstream:
         return {"url": self.url, "answers": True, "status": answer.status}
 
 
-def answer_headers(answer: Answer) -> RawHeaders:
+def answer_headers(answer: UpstreamAnswer) -> RawHeaders:
     """An upstream answer's headers as sent on: hop-by-hop ones left out."""
     return [(name, value) for name, value in answer.headers if name not in NOT_ANSWERED]
 
@@ -199,11 +202,3 @@ class CassetteTee:
         ))
         self.writer.write(stabilise_interaction(interaction) if self.stable else interaction)
 
-
-async def send_json(send: Send, status: int, payload: Any) -> None:
-    """A small JSON answer of the proxy's own (a failure of the upstream, a refusal)."""
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from partnerkit.simulator import FakePartner, FaultProxy, ScenarioError
 from partnerkit.simulator.cassette import load_cassette
-from partnerkit.simulator.fault_middleware import MAX_CAPTURE_BYTES, Receive, Scope, Send
+from partnerkit.simulator.fault_middleware import MAX_CAPTURE_BYTES
 from partnerkit.simulator.server import BackgroundServer, ReplayPartner
 from tests.conftest import fetch_token
 
