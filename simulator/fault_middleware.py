@@ -174,7 +174,7 @@ class FaultMiddleware:
             token = _bearer(request.headers)
             check = "revoked" if token is not None else "none"
         try:
-            decision = self.state.admit(request, token, check)
+            decision = await self.state.admit_async(request, token, check)
         except TokenRefused as refused:
             await exchange.emit(_unauthorized(str(refused)))
             return

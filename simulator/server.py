@@ -252,7 +252,8 @@ class FakePartner(_PartnerControls):
                                                 journal_bytes=journal_bytes, backend=backend)
         self.app = create_app(state=self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
+                         release=self.state.waits.release_all, aclose=self.state.aclose,
+                         head_timeout_s=head_timeout_s)
 
 
 class ReplayMissError(AssertionError):
@@ -292,7 +293,8 @@ class ReplayPartner(_PartnerControls):
                                  recorded_latency=recorded_latency, backend=backend)
         self.app = create_replay_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, head_timeout_s=head_timeout_s)
+                         release=self.state.waits.release_all, aclose=self.state.aclose,
+                         head_timeout_s=head_timeout_s)
 
     @property
     def misses(self) -> int:
@@ -348,7 +350,8 @@ class RecordingProxy(BackgroundServer):
 class FaultProxy(_PartnerControls):
     """A scenario's faults in front of one real upstream partner (like `partnersim
     proxy`), on a loopback socket in a background thread; `out` tees the clean
-    answers into a cassette.
+    answers into a cassette. `state` as `partnersim proxy --state`: several proxies
+    on one Redis share budgets, revoked tokens and the journal.
 
         with FaultProxy("https://sandbox.partner.example", faults={"rules": [...]}) as proxy:
             client = PartnerClient.from_url(proxy.url, ...)
@@ -362,19 +365,30 @@ class FaultProxy(_PartnerControls):
                  host: str = "127.0.0.1", port: int = 0, http: HttpStack = "httptools",
                  journal_size: int = 10_000, journal_bytes: int = MAX_JOURNAL_BYTES,
                  admin_token: str | None = None, credentials: tuple[str, str] | None = None,
-                 head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
+                 head_timeout_s: float = HEAD_TIMEOUT_S, state: str = "memory",
+                 state_prefix: str | None = None) -> None:
+        overlay = coerce_scenario(faults, seed)
+        backend = open_state(state, state_prefix or default_prefix(
+            "proxy-" + (overlay.name if overlay else "empty")), journal_size=journal_size,
+            journal_bytes=journal_bytes)
         self.upstream = Upstream(upstream, timeout_s=timeout_s, forwarded=True)
         self._credentials = credentials
         self.writer = CassetteWriter(out, append=append) if out is not None else None
         tee = CassetteTee(self.writer, uri_base or self.upstream.url, stable=stable) \
             if self.writer is not None else None
-        self.state: ProxyState = ProxyState(self.upstream, coerce_scenario(faults, seed),
-                                            tee=tee, journal_size=journal_size,
-                                            journal_bytes=journal_bytes)
+        self.state: ProxyState = ProxyState(self.upstream, overlay, tee=tee,
+                                            journal_size=journal_size,
+                                            journal_bytes=journal_bytes, backend=backend)
         self.app = create_proxy_app(self.state, admin_token=admin_token)
         super().__init__(self.app, host=host, port=port, http=http,
-                         release=self.state.waits.release_all, aclose=self.upstream.aclose,
+                         release=self.state.waits.release_all, aclose=self._aclose_all,
                          head_timeout_s=head_timeout_s)
+
+    async def _aclose_all(self) -> None:
+        try:
+            await self.upstream.aclose()
+        finally:
+            await self.state.aclose()
 
     def close(self, timeout: float = 5.0) -> None:
         try:

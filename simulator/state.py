@@ -165,6 +165,21 @@ class PartnerState:
                 self._adopt(changed)
         return self.backend.admit(request, token, check)
 
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        """admit() on the server's event loop: a shared backend's round trip does not
+        block it, so the loop serves other requests meanwhile."""
+        for _ in range(8):
+            try:
+                return await self.backend.admit_async(request, token, check)
+            except ScenarioChanged as changed:
+                self._adopt(changed)
+        return await self.backend.admit_async(request, token, check)
+
+    async def aclose(self) -> None:
+        """At the server's shutdown, on its loop: what the backend holds open there."""
+        await self.backend.aclose()
+
     def spent(self) -> list[int]:
         self.refresh()
         return self.backend.spent()

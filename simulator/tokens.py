@@ -57,6 +57,11 @@ class TokenStore:
                 self._revoked.clear()
             self._revoked.add(token)
 
+    def issued(self) -> set[str]:
+        """The tokens handed out and remembered: live, expired not yet forgotten, revoked."""
+        with self._lock:
+            return set(self._expiry) | self._revoked
+
     def __len__(self) -> int:
         return len(self._expiry)
 

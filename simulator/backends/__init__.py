@@ -99,6 +99,10 @@ class StateBackend(Protocol):
               check: TokenCheck) -> Decision | None:
         """Check the token (TokenRefused), then spend the budgets of the rule that acts."""
 
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        """admit() on the server's event loop, which it need not block."""
+
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
         """Change the data set as `action` says, behind `cursor`, for every worker;
@@ -111,6 +115,10 @@ class StateBackend(Protocol):
 
     def revoke_token(self, token: str) -> None: ...
 
+    def issued_tokens(self) -> set[str]:
+        """Every token handed out that is still remembered, revoked ones too (what a
+        test greps logs and journals for)."""
+
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         """The first acknowledgement wins (201 with `body`); its key replays it (200);
         anything else is 409 (status, b"")."""
@@ -121,6 +129,9 @@ class StateBackend(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def healthy(self) -> bool: ...
+
+    async def aclose(self) -> None:
+        """Close what this process holds open on the server's event loop (at shutdown)."""
 
 
 def default_prefix(scenario_name: str) -> str:

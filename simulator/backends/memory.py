@@ -59,6 +59,10 @@ class MemoryBackend:
         assert self.engine is not None
         return self.engine.decide(request)
 
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        return self.admit(request, token, check)
+
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
         assert self.store is not None
@@ -72,6 +76,9 @@ class MemoryBackend:
 
     def revoke_token(self, token: str) -> None:
         self.tokens.revoke(token)
+
+    def issued_tokens(self) -> set[str]:
+        return self.tokens.issued()
 
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         previous = self.acks.get(order_id)
@@ -93,3 +100,6 @@ class MemoryBackend:
 
     def healthy(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        """Nothing is held open."""

@@ -10,7 +10,10 @@ atomic however many workers race:
   rate-limit bucket of the rule that acts, clocked by Redis's `TIME`. Matching
   stays here (compiled rules are per process); a rule with a `probability`
   hands its draw back to Python (the seeded formula of DESIGN.md, which Lua
-  cannot run) and the script is called once more with the verdict.
+  cannot run) and the script is called once more with the verdict. On the
+  server's event loop the round trip does not block it (AsyncLink): the
+  admissions of one loop tick go to Redis as one call of the script, each
+  request in it as if alone, in the order asked, so exact as one at a time.
 - `publish`: a new scenario (or a reset) for every worker, with budgets,
   buckets and acknowledgements afresh, before the admin call returns.
 - the data set's changes (cursor drift): a log of changes, each with the seeded
@@ -18,11 +21,13 @@ atomic however many workers race:
   before its next answer (the admit script returns the log's length);
 - tokens (issued, expiring, revoked), acknowledgements, and the journal: a
   list of completed entries under one global `seq`, bounded in entries and
-  bytes, appended in batches (one script call per event-loop tick).
+  bytes, appended in batches (at most one script call a millisecond, sent
+  without waiting for its reply; a read through the same connection comes
+  after every batch sent before it).
 
 Redis not answering raises StateUnavailable: the fake partner then answers
-503 `state_backend_unavailable`, never a fault-free pass. redis-py reconnects
-by itself on the next call, so the workers recover when Redis is back.
+503 `state_backend_unavailable`, never a fault-free pass. The connections
+reconnect on the next call, so the workers recover when Redis is back.
 """
 
 from __future__ import annotations
@@ -33,14 +38,16 @@ import random
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -75,6 +82,12 @@ T = TypeVar("T")
 FLUSH_EVERY_S = 0.001
 #: Entries sent at once at most (then at once, without waiting).
 MAX_BATCH = 256
+#: JSON without spaces; entries hold no cycles (json.dumps would build an encoder a call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+#: Encodings and request digests remembered at most (then forgotten all at once).
+MAX_REMEMBERED_ENCODINGS = 4096
+#: Journal batches sent at most before their replies are read.
+MAX_UNREAD = 64
 #: Seconds a Redis call may take before the request is answered 503.
 SOCKET_TIMEOUT_S = 2.0
 
@@ -105,63 +118,77 @@ local function clock()
 end
 """
 
-# ARGV: prefix, version, check, token, digest, occurrence (-1), resume position (0),
-# verdict, then 8 per candidate rule: index, after, every, times (-1: none),
-# idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
-# Reply: {0, occ, drifts} no rule acts · {1, index, occ, drifts[, allowed, remaining,
-# retry]} it acts (drifts: the length of the data set's change log) ·
-# {2, position, occ} draw for that rule, then call again · {3, version} stale ·
+# The admit script of several requests at once (those of one event-loop tick), each
+# as if alone, in order. ARGV: prefix, most remembered requests, then per request its
+# count of arguments and those: version, check, token, digest, occurrence (-1), resume
+# position (0), verdict, then 8 per candidate rule: index, after, every, times (-1:
+# none), idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
+# Reply, one per request: {0, occ, drifts} no rule acts · {1, index, occ, drifts[,
+# allowed, remaining, retry]} it acts (drifts: the length of the data set's change
+# log) · {2, position, occ} draw for that rule, then call again · {3, version} stale ·
 # {4} token unknown or expired · {5} token revoked.
 _ADMIT = _BUCKET + """
-local p = ARGV[1]
+local p, remembered = ARGV[1], tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', p .. 'ver') or '0')
-if current ~= tonumber(ARGV[2]) then return {3, current} end
 local now = clock()
-local check, token = ARGV[3], ARGV[4]
-if check == 'valid' then
-  local expiry = redis.call('ZSCORE', p .. 'tok', token)
-  if not expiry or tonumber(expiry) <= now then return {4} end
-elseif check == 'revoked' and redis.call('SISMEMBER', p .. 'rev', token) == 1 then
-  return {5}
+local drifts = nil  -- the change log's length: no request here changes it
+local function drift_length()
+  drifts = drifts or redis.call('LLEN', p .. 'drift')
+  return drifts
 end
-local digest, occ = ARGV[5], tonumber(ARGV[6])
-local resume, verdict = tonumber(ARGV[7]), ARGV[8]
-local remembered = tonumber(ARGV[9])
-local n = (#ARGV - 9) / 8
-for i = 1, n do
-  local b = 9 + (i - 1) * 8
-  local index, times = ARGV[b + 1], tonumber(ARGV[b + 4])
-  local acts = false
-  if i == resume then
-    acts = verdict == '1' and (times < 0 or
-      tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times)
-  elseif i > resume then
-    local eligible = redis.call('HINCRBY', p .. 'matched', index, 1) - tonumber(ARGV[b + 2])
-    if eligible > 0 and (eligible - 1) % tonumber(ARGV[b + 3]) == 0 and ARGV[b + 5] == '0'
-        and (times < 0 or tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times) then
-      if occ < 0 then
-        local seen = redis.call('HLEN', p .. 'occ')
-        if seen >= remembered then
-          redis.call('INCRBY', p .. 'forgotten', seen)
-          redis.call('DEL', p .. 'occ')
+local function admit(o, count)
+  if current ~= tonumber(ARGV[o + 1]) then return {3, current} end
+  local check, token = ARGV[o + 2], ARGV[o + 3]
+  if check == 'valid' then
+    local expiry = redis.call('ZSCORE', p .. 'tok', token)
+    if not expiry or tonumber(expiry) <= now then return {4} end
+  elseif check == 'revoked' and redis.call('SISMEMBER', p .. 'rev', token) == 1 then
+    return {5}
+  end
+  local digest, occ = ARGV[o + 4], tonumber(ARGV[o + 5])
+  local resume, verdict = tonumber(ARGV[o + 6]), ARGV[o + 7]
+  for i = 1, (count - 7) / 8 do
+    local b = o + 7 + (i - 1) * 8
+    local index, times = ARGV[b + 1], tonumber(ARGV[b + 4])
+    local acts = false
+    if i == resume then
+      acts = verdict == '1' and (times < 0 or
+        tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times)
+    elseif i > resume then
+      local eligible = redis.call('HINCRBY', p .. 'matched', index, 1) - tonumber(ARGV[b + 2])
+      if eligible > 0 and (eligible - 1) % tonumber(ARGV[b + 3]) == 0 and ARGV[b + 5] == '0'
+          and (times < 0 or tonumber(redis.call('HGET', p .. 'acted', index) or '0') < times) then
+        if occ < 0 then
+          local seen = redis.call('HLEN', p .. 'occ')
+          if seen >= remembered then
+            redis.call('INCRBY', p .. 'forgotten', seen)
+            redis.call('DEL', p .. 'occ')
+          end
+          occ = redis.call('HINCRBY', p .. 'occ', digest, 1) - 1
         end
-        occ = redis.call('HINCRBY', p .. 'occ', digest, 1) - 1
+        if ARGV[b + 6] == '1' then return {2, i, occ} end
+        acts = true
       end
-      if ARGV[b + 6] == '1' then return {2, i, occ} end
-      acts = true
+    end
+    if acts then
+      redis.call('HINCRBY', p .. 'acted', index, 1)
+      local limit = tonumber(ARGV[b + 7])
+      if limit > 0 then
+        local got = take(p, index, limit, tonumber(ARGV[b + 8]), now)
+        return {1, tonumber(index), occ, drift_length(), got[1], got[2], got[3]}
+      end
+      return {1, tonumber(index), occ, drift_length()}
     end
   end
-  if acts then
-    redis.call('HINCRBY', p .. 'acted', index, 1)
-    local limit = tonumber(ARGV[b + 7])
-    if limit > 0 then
-      local got = take(p, index, limit, tonumber(ARGV[b + 8]), now)
-      return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift'), got[1], got[2], got[3]}
-    end
-    return {1, tonumber(index), occ, redis.call('LLEN', p .. 'drift')}
-  end
+  return {0, occ, drift_length()}
 end
-return {0, occ, redis.call('LLEN', p .. 'drift')}
+local replies, o = {}, 3
+while o <= #ARGV do
+  local count = tonumber(ARGV[o])
+  replies[#replies + 1] = admit(o, count)
+  o = o + count + 1
+end
+return replies
 """
 
 # ARGV: prefix, index, limit, per_s (a rate_limit picked by a one_of).
@@ -296,25 +323,96 @@ def run_pipeline(client: redis.Redis, prefix: str, commands: Any) -> list[Any]:
 class Link:
     """One connection of its own for the hot path (a script call per request): redis-py's
     pool and retry layers cost ~25 µs a call, the round trip itself ~12 µs. Shared by
-    the threads of one process under a lock; reconnects on the next call after a loss."""
+    the threads of one process under a lock; reconnects on the next call after a loss.
+
+    `send` writes a journal batch without waiting for its reply: the loop goes on at
+    once, and the replies are read before the next call on this connection, so a read
+    made through it (`execute`) sees every batch sent before it."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._connection = client.connection_pool.make_connection()
         self._lock = threading.Lock()
+        # The batches sent whose replies are not read yet: (entries, script, command).
+        self._unread: deque[tuple[int, Script, bytes]] = deque()
+        self.lost = 0  # journal entries sent that Redis did not take
 
     def run(self, script: Script, args: list[Any]) -> Any:
         """EVALSHA `script` (loading it if Redis lost it); StateUnavailable on a loss."""
+        return self._locked(lambda: self._evalsha(script, args))
+
+    def execute(self, *command: Any) -> Any:
+        """One command, after every batch sent before it; StateUnavailable on a loss."""
+        def call() -> Any:
+            self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                [_encode(list(command))])
+            return self._connection.read_response()
+        return self._locked(call)
+
+    def send(self, script: Script, parts: int, body: bytes, entries: int) -> None:
+        """EVALSHA `script` with `body` (`parts` arguments in Redis's protocol) for a
+        batch of `entries` journal entries, its reply unread."""
+        command = b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (parts + 2, _bulk(script.sha), body)
         with self._lock:
+            self._drain(wait=len(self._unread) >= MAX_UNREAD)
+            try:
+                self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                    [command])
+            except (RedisConnectionError, RedisTimeoutError):
+                self._connection.disconnect()  # type: ignore[no-untyped-call]
+                self.lost += entries
+                return
+            self._unread.append((entries, script, command))
+
+    def drain(self) -> None:
+        """Wait for the replies of every batch sent."""
+        with self._lock:
+            self._drain()
+
+    def _locked(self, action: Callable[[], T]) -> T:
+        with self._lock:
+            self._drain()
             for attempt in (1, 2):
                 try:
-                    return self._evalsha(script, args)
+                    return action()
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     self._connection.disconnect()  # type: ignore[no-untyped-call]
                     if attempt == 2:
                         raise StateUnavailable(
                             f"the shared state does not answer: {exc}") from exc
         raise AssertionError("unreachable")
+
+    def _drain(self, wait: bool = True) -> None:
+        """Read the replies of the batches sent (only those already here unless `wait`);
+        a batch Redis lost its script for is sent again (after the others' replies), one
+        it refused or never got is lost."""
+        again = []
+        while self._unread:
+            try:
+                if not wait and not self._connection.can_read():
+                    break
+            except (RedisConnectionError, RedisTimeoutError):
+                pass  # read_response below says what became of the connection
+            entries, script, command = self._unread.popleft()
+            try:
+                self._connection.read_response()
+            except NoScriptError:
+                again.append((entries, script, command))
+            except ResponseError:
+                self.lost += entries
+            except (RedisConnectionError, RedisTimeoutError):
+                self._connection.disconnect()  # type: ignore[no-untyped-call]
+                self.lost += entries + sum(item[0] for item in self._unread)
+                self._unread.clear()
+                return
+        for entries, script, command in again:
+            try:
+                self._client.script_load(script.script)
+                self._connection.send_packed_command(  # type: ignore[no-untyped-call]
+                    [command])
+                self._connection.read_response()
+            except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                self.lost += entries
 
     def _evalsha(self, script: Script, args: list[Any]) -> Any:
         connection = self._connection
@@ -327,6 +425,205 @@ class Link:
             connection.send_command(  # type: ignore[no-untyped-call]
             "EVALSHA", script.sha, 0, *args)
             return connection.read_response()
+
+
+def _bulk(part: Any) -> bytes:
+    """One argument in Redis's protocol (RESP): a bulk string."""
+    data = part if isinstance(part, bytes) else str(part).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _encode(parts: list[Any]) -> bytes:
+    """One command in Redis's protocol: an array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join([_bulk(part) for part in parts])
+
+
+class AsyncLink(asyncio.Protocol):
+    """One pipelined connection per event loop for the hot path, without blocking it.
+
+    The admissions asked for during one loop tick go to Redis as one call of the admit
+    script (each request in it as if alone, in the order asked), written at the end of
+    the tick; each caller waits for its own reply while the loop serves others.
+    hiredis parses the replies. A connection that gives no reply for SOCKET_TIMEOUT_S,
+    or is lost, fails what waits with StateUnavailable; the next call connects again."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: redis.Redis,
+                 admit: Script, admit_head: list[Any]) -> None:
+        self.loop = loop
+        kwargs = client.connection_pool.connection_kwargs
+        self._path: str | None = kwargs.get("path")
+        self._address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
+        self._hello: list[list[Any]] = []
+        if kwargs.get("password"):
+            user = [kwargs["username"]] if kwargs.get("username") else []
+            self._hello.append(["AUTH", *user, kwargs["password"]])
+        if kwargs.get("db"):
+            self._hello.append(["SELECT", kwargs["db"]])
+        self._admit = admit
+        self._admit_head = _bulk(0) + b"".join(_bulk(part) for part in admit_head)
+        self._admit_parts = 1 + len(admit_head)
+        self._transport: asyncio.Transport | None = None
+        self._open = False  # connected, and the hello commands queued first
+        self._lock = asyncio.Lock()
+        self._reader = hiredis.Reader()
+        # What waits for a reply, in order: (future, script, its argument count, its
+        # arguments in Redis's protocol); script None: a plain command.
+        self._waiting: deque[tuple[asyncio.Future[Any], Script | None, int, bytes]] = deque()
+        self._out: list[bytes] = []
+        self._admissions: list[tuple[asyncio.Future[Any], bytes]] = []
+        self._admission_parts = 0
+        self._flush_due = False
+        self._answered = 0
+        self._watchdog: asyncio.TimerHandle | None = None
+        # Called just before each write: the journal sends what it holds then, so Redis
+        # wakes once for both (at a low rate, twice a request otherwise).
+        self.before_write: Callable[[], None] | None = None
+
+    async def admit(self, request: bytes, parts: int) -> Any:
+        """One request's part of the admit script (`parts` arguments, encoded): its
+        reply. StateUnavailable on a loss."""
+        if not self._open:
+            await self._connect()
+        future = self.loop.create_future()
+        self._admissions.append((future, request))
+        self._admission_parts += parts
+        self._due()
+        return await future
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            if self._open:
+                return
+            hello = []
+            try:
+                async with asyncio.timeout(SOCKET_TIMEOUT_S):
+                    if self._path is not None:
+                        await self.loop.create_unix_connection(lambda: self, self._path)
+                    else:
+                        await self.loop.create_connection(lambda: self, *self._address)
+                    for command in self._hello:
+                        hello.append(self.loop.create_future())
+                        self._send(hello[-1], None, len(command),
+                                   b"".join(_bulk(part) for part in command))
+                    self._open = True
+                    for future in hello:
+                        await future
+            except (OSError, TimeoutError) as exc:
+                if self._transport is not None:
+                    self._transport.abort()
+                raise StateUnavailable(f"the shared state does not answer: {exc}") from exc
+
+    def _send(self, future: asyncio.Future[Any], script: Script | None, parts: int,
+              body: bytes, source: bool = False) -> None:
+        """Queue a command: `body` (`parts` arguments) after EVALSHA and the script's
+        sha (EVAL and its source if `source`), or alone if `script` is None."""
+        self._waiting.append((future, script, parts, body))
+        if script is None:
+            self._out.append(b"*%d\r\n%s" % (parts, body))
+        elif source:
+            self._out.append(b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (
+                parts + 2, _bulk(script.script), body))
+        else:
+            self._out.append(b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (
+                parts + 2, _bulk(script.sha), body))
+        self._due()
+
+    def _due(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._admissions:
+            admissions, self._admissions = self._admissions, []
+            parts, self._admission_parts = self._admission_parts, 0
+            self._flush_due = True  # _send below need not ask for another flush
+            batch = self.loop.create_future()
+            batch.add_done_callback(lambda done: _settle(admissions, done))
+            self._send(batch, self._admit, self._admit_parts + parts,
+                       self._admit_head + b"".join([request for _, request in admissions]))
+            self._flush_due = False
+        if self._transport is None or not self._out:
+            return
+        if self.before_write is not None:
+            self.before_write()
+        data = b"".join(self._out)
+        self._out.clear()
+        self._transport.write(data)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(SOCKET_TIMEOUT_S, self._watch, self._answered)
+
+    def _watch(self, answered: int) -> None:
+        self._watchdog = None
+        if not self._waiting:
+            return
+        if self._answered == answered and self._transport is not None:
+            self._transport.abort()  # no reply for SOCKET_TIMEOUT_S: connection_lost
+            return
+        self._watchdog = self.loop.call_later(SOCKET_TIMEOUT_S, self._watch, self._answered)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        while (reply := reader.gets()) is not False:
+            self._answered += 1
+            future, script, parts, body = waiting.popleft()
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                if script is not None and message.startswith("NOSCRIPT"):
+                    # Redis restarted and lost its scripts: EVAL loads it again.
+                    self._send(future, script, parts, body, source=True)
+                elif message.startswith(("LOADING", "BUSY", "MASTERDOWN")):
+                    future.set_exception(StateUnavailable(
+                        f"the shared state does not answer: {message}"))
+                else:
+                    future.set_exception(ResponseError(message))
+                continue
+            future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._open = False
+        self._out.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        lost = StateUnavailable(f"the shared state does not answer: {exc or 'connection closed'}")
+        admissions, self._admissions = self._admissions, []
+        self._admission_parts = 0
+        for future, _ in admissions:
+            if not future.done():
+                future.set_exception(lost)
+        while self._waiting:
+            future = self._waiting.popleft()[0]
+            if not future.done():
+                future.set_exception(lost)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _settle(admissions: list[tuple[asyncio.Future[Any], bytes]],
+            batch: asyncio.Future[Any]) -> None:
+    """Hand each request of one admit call its own reply (or the call's failure)."""
+    failure = None if batch.cancelled() else batch.exception()
+    replies = batch.result() if failure is None and not batch.cancelled() else None
+    for position, (future, _) in enumerate(admissions):
+        if future.done():
+            continue
+        if replies is not None:
+            future.set_result(replies[position])
+        else:
+            future.set_exception(failure or StateUnavailable("the admit call was cancelled"))
 
 
 def _run(script: Script, args: list[Any]) -> Any:
@@ -365,9 +662,15 @@ class RedisJournal:
         self.max_bytes = max_bytes
         self._append = client.register_script(_APPEND)
         self._clear = client.register_script(_CLEAR)
+        # Loaded now: a batch is sent without waiting for its reply, so a NOSCRIPT would
+        # be seen only later (after a restart of Redis it is, and the batch sent again).
+        _call(lambda: client.script_load(_APPEND))
         self._link = link or Link(client)
         self._sizes: dict[int, tuple[int, bool]] = {}  # id(entry) -> (size, cut)
-        self._batch: list[Any] = []
+        # The append script's arguments before the entries, in Redis's protocol; then
+        # each completed entry's four, held until the next flush.
+        self._append_head = b"".join(_bulk(part) for part in [0, prefix, size, max_bytes])
+        self._batch: list[bytes] = []
         self._flush_due = False
         self._batch_lock = threading.Lock()
         self.lost = 0  # completed entries Redis could not take
@@ -383,10 +686,12 @@ class RedisJournal:
         # Kept in its wire shape; the append script puts the seq (global across workers) first.
         wire: dict[str, Any] = dict(entry.to_json())
         del wire["seq"]
-        text = json.dumps(wire, separators=(",", ":"))
+        text = _COMPACT.encode(wire)
+        encoded = b"".join([_bulk(text[1:]), _bulk(len(text) + 64), _bulk("1" if cut else "0"),
+                            _bulk(repr(entry.at))])
         with self._batch_lock:
-            self._batch += [text[1:], len(text) + 64, "1" if cut else "0", repr(entry.at)]
-            full = len(self._batch) >= 4 * MAX_BATCH
+            self._batch.append(encoded)
+            full = len(self._batch) >= MAX_BATCH
             if self._flush_due and not full:
                 return
             self._flush_due = True
@@ -401,20 +706,23 @@ class RedisJournal:
         loop.call_later(FLUSH_EVERY_S, self.flush)
 
     def flush(self) -> None:
-        """Send the completed entries held here (one script call)."""
+        """Send the completed entries held here (one script call, its reply not waited
+        for: reads through the same connection come after it)."""
         with self._batch_lock:
             self._flush_due = False
             batch, self._batch = self._batch, []
-        if not batch:
-            return
-        try:
-            self._link.run(self._append, [self._prefix, self.size, self.max_bytes, *batch])
-        except StateUnavailable:
-            self.lost += len(batch) // 4
+        if batch:
+            self._link.send(self._append, 4 + 4 * len(batch),
+                            b"".join([self._append_head, *batch]), len(batch))
+
+    def settle(self) -> None:
+        """Send what is held here and wait until Redis has taken every batch sent."""
+        self.flush()
+        self._link.drain()
 
     def _read(self, start: int, end: int) -> list[JournalEntryJSON]:
         self.flush()
-        raw = _call(lambda: self._client.lrange(self._prefix + "j", start, end))
+        raw = self._link.execute("LRANGE", self._prefix + "j", start, end)
         return [json.loads(item) for item in raw]
 
     def entries(self) -> list[JournalEntryJSON]:
@@ -432,21 +740,112 @@ class RedisJournal:
 
     def clear(self) -> None:
         self.flush()
-        _run(self._clear, [self._prefix])
+        self._link.run(self._clear, [self._prefix])
 
     def stats(self) -> dict[str, int]:
+        self.settle()
         length, used, dropped, cut = _call(lambda: self._pipeline(
             ["LLEN", "j"], ["GET", "jbytes"], ["GET", "jdropped"], ["GET", "jtruncated"]))
         return {"journal_entries": length, "journal_size": self.size,
                 "journal_bytes": int(used or 0), "journal_max_bytes": self.max_bytes,
                 "journal_dropped_for_bytes": int(dropped or 0),
-                "journal_truncated_entries": int(cut or 0), "journal_lost": self.lost}
+                "journal_truncated_entries": int(cut or 0),
+                "journal_lost": self.lost + self._link.lost}
 
     def __len__(self) -> int:
-        return int(_call(lambda: self._client.llen(self._prefix + "j")))
+        self.flush()
+        return int(self._link.execute("LLEN", self._prefix + "j"))
 
     def _pipeline(self, *commands: list[Any]) -> list[Any]:
         return run_pipeline(self._client, self._prefix, commands)
+
+
+class _Admission:
+    """One request's way through the admit script: its arguments, and what each reply
+    means (done with a decision, or call the script again with the new arguments)."""
+
+    def __init__(self, backend: RedisBackend, request: RequestInfo, token: str | None,
+                 check: TokenCheck) -> None:
+        engine = backend.engine
+        assert engine is not None
+        self.backend = backend
+        self.engine = engine
+        self.request = request
+        self.candidates = candidates = engine.candidates(request, time.time() - backend.started)
+        args: list[Any] = [backend.version, check, token or "", backend.digest(request),
+                           -1, 0, "0"]
+        self.segments: list[bytes] = []
+        for rule, moment in candidates:
+            bucket = rule.fault.action if rule.fault is not None else None
+            drawn = rule.probability is not None or (moment is not None
+                                                     and moment.probability is not None)
+            part = [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
+                    "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
+                    *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
+            args += part
+            self.segments.append(backend.segment(part))
+        self.args = args
+        self.first = True  # the arguments are as built here (not changed by a reply)
+        self.drawn_rng: tuple[int, random.Random] | None = None
+
+    def packed(self) -> tuple[bytes, int]:
+        """This request's part of the admit script's arguments in Redis's protocol, and
+        how many they are: each rule's are encoded once, not per request."""
+        args = self.args
+        if self.first:
+            head = self.backend.encoded((len(args), *args[:4]))
+            return b"".join([head, b"$2\r\n-1\r\n$1\r\n0\r\n$1\r\n0\r\n",
+                             *self.segments]), 1 + len(args)
+        return _bulk(len(args)) + b"".join([_bulk(part) for part in args]), 1 + len(args)
+
+    def step(self, reply: Any) -> tuple[bool, Decision | None]:
+        """(True, the decision) when `reply` settles the request; (False, None) when the
+        script must run again with `self.args`."""
+        backend = self.backend
+        self.first = False
+        code = reply[0]
+        if code == 0:
+            backend._catch_up(int(reply[2]))
+            return True, None
+        if code == 3:
+            backend._stale()  # raises ScenarioChanged: the caller adopts it, then again
+        if code == 4:
+            raise TokenRefused("unknown or expired token")
+        if code == 5:
+            raise TokenRefused("token expired")
+        seed = self.engine.scenario.seed
+        key = self.request.key
+        if code == 2:  # the seeded draw of a probability rule, here; then carry on
+            position, occurrence = int(reply[1]), int(reply[2])
+            rule, moment = self.candidates[position - 1]
+            rng = seeded_rng(seed, rule.index, key, occurrence)
+            probability = rule.probability
+            if moment is not None and moment.probability is not None:
+                probability = moment.probability
+            assert probability is not None
+            passed = rng.random() < probability
+            self.drawn_rng = (rule.index, rng) if passed else None
+            self.args[4:7] = [occurrence, position, "1" if passed else "0"]
+            return False, None
+        index, occurrence = int(reply[1]), int(reply[2])
+        backend._catch_up(int(reply[3]))
+        rule, moment = next(item for item in self.candidates if item[0].index == index)
+        if self.drawn_rng is not None and self.drawn_rng[0] == index:
+            rng = self.drawn_rng[1]
+        else:
+            rng = seeded_rng(seed, index, key, occurrence)
+        fault = pick_fault(rule, rng)
+        outcome = None
+        if len(reply) > 4:
+            assert isinstance(fault.action, RateLimit)
+            outcome = BucketOutcome(reply[4] == 1, fault.action.limit, int(reply[5]),
+                                    int(reply[6]))
+        elif isinstance(fault.action, RateLimit):  # picked by a one_of
+            take = [backend.prefix, index, fault.action.limit, fault.action.per_s]
+            allowed, remaining, retry = _run(backend._take, take)
+            outcome = BucketOutcome(allowed == 1, fault.action.limit, int(remaining),
+                                    int(retry))
+        return True, Decision(rule, fault, rng, outcome, moment)
 
 
 class RedisBackend:
@@ -473,6 +872,36 @@ class RedisBackend:
         self.version = -1  # the shared scenario's version this process runs
         self.started = time.time()  # when it started, on Redis's clock
         self._adopting: tuple[int, float] | None = None
+        self._alink: AsyncLink | None = None
+        # Each rule's arguments to the admit script in Redis's protocol, and what starts
+        # a request's: encoded once, not per request (see encoded()).
+        self._encoded: dict[tuple[Any, ...], bytes] = {}
+        self._digests: dict[tuple[str, str, str], str] = {}
+
+    def segment(self, part: list[Any]) -> bytes:
+        """A rule's arguments to the admit script, in Redis's protocol."""
+        return self.encoded(tuple(part))
+
+    def encoded(self, parts: tuple[Any, ...]) -> bytes:
+        """`parts` in Redis's protocol, remembered: a rule's arguments, or a request's
+        count, version, check, token and digest (the same for many requests)."""
+        packed = self._encoded.get(parts)
+        if packed is None:
+            if len(self._encoded) >= MAX_REMEMBERED_ENCODINGS:
+                self._encoded.clear()
+            packed = self._encoded[parts] = b"".join([_bulk(item) for item in parts])
+        return packed
+
+    def digest(self, request: RequestInfo) -> str:
+        """The request's key digest (occurrence counts), remembered per method, path
+        and query: computing it costs more than the rest of a request's arguments."""
+        key = (request.method, request.path, request.query_string)
+        digest = self._digests.get(key)
+        if digest is None:
+            if len(self._digests) >= MAX_REMEMBERED_ENCODINGS:
+                self._digests.clear()
+            digest = self._digests[key] = request_digest(request.key).hex()
+        return digest
 
     def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
@@ -484,7 +913,7 @@ class RedisBackend:
             self.publish(scenario, clear_journal=False)  # the first worker of a new prefix
 
     def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
-        self.journal.flush()
+        self.journal.settle()
         source = json.dumps(scenario.source, separators=(",", ":"))
         version, started = _run(self._publish,
                                 [self.prefix, source, "1" if clear_journal else "0"])
@@ -495,83 +924,58 @@ class RedisBackend:
         if int(version or 0) != self.version:
             self._stale()
 
-    def _stale(self) -> None:
-        """Raise ScenarioChanged with the shared scenario, or publish ours if there is none."""
+    def _stale(self) -> NoReturn:
+        """Raise ScenarioChanged with the shared scenario (ours, published afresh, if
+        Redis has none)."""
         prefix = self.prefix
         version, source, started = _call(lambda: run_pipeline(
             self.client, prefix, [["GET", "ver"], ["GET", "scenario"], ["GET", "started"]]))
         if source is None:
             # Redis came back empty (it keeps nothing on disk): this worker's scenario
             # starts again for all; the others adopt it. Tokens are gone: clients refresh.
+            # This worker starts it again too, as the others do: a data set without the
+            # changes of the lost log, and timed rules counted from the new start.
             assert self.engine is not None
-            self.publish(self.engine.scenario, clear_journal=False)
-            return
+            scenario = self.engine.scenario
+            self.publish(scenario, clear_journal=False)
+            self._adopting = (self.version, self.started)
+            raise ScenarioChanged(dict(scenario.source), self.version)
         self._adopting = (int(version), float(_text(started)))
         raise ScenarioChanged(json.loads(source), int(version))
 
     def admit(self, request: RequestInfo, token: str | None,
               check: TokenCheck) -> Decision | None:
-        engine = self.engine
-        assert engine is not None
-        candidates = engine.candidates(request, time.time() - self.started)
-        key = request.key
-        args: list[Any] = [self.prefix, self.version, check, token or "",
-                           request_digest(key).hex(), -1, 0, "0", MAX_REMEMBERED_REQUESTS]
-        for rule, moment in candidates:
-            bucket = rule.fault.action if rule.fault is not None else None
-            drawn = rule.probability is not None or (moment is not None
-                                                     and moment.probability is not None)
-            args += [rule.index, rule.after, rule.every, -1 if rule.times is None else rule.times,
-                     "1" if is_idle_cursor_drift(rule, request) else "0", "1" if drawn else "0",
-                     *((bucket.limit, bucket.per_s) if isinstance(bucket, RateLimit) else (0, 1))]
-        seed = engine.scenario.seed
-        drawn_rng = None
+        admission = _Admission(self, request, token, check)
         while True:
-            reply = self.link.run(self._admit, args)
-            code = reply[0]
-            if code == 0:
-                self._catch_up(int(reply[2]))
-                return None
-            if code == 3:
-                self._stale()  # raises ScenarioChanged, or started Redis afresh: again
-                args[1], args[5:8] = self.version, [-1, 0, "0"]
-                drawn_rng = None
-                continue
-            if code == 4:
-                raise TokenRefused("unknown or expired token")
-            if code == 5:
-                raise TokenRefused("token expired")
-            if code == 2:  # the seeded draw of a probability rule, here; then carry on
-                position, occurrence = int(reply[1]), int(reply[2])
-                rule, moment = candidates[position - 1]
-                rng = seeded_rng(seed, rule.index, key, occurrence)
-                probability = rule.probability
-                if moment is not None and moment.probability is not None:
-                    probability = moment.probability
-                assert probability is not None
-                passed = rng.random() < probability
-                drawn_rng = (rule.index, rng) if passed else None
-                args[5:8] = [occurrence, position, "1" if passed else "0"]
-                continue
-            index, occurrence = int(reply[1]), int(reply[2])
-            self._catch_up(int(reply[3]))
-            rule, moment = next(item for item in candidates if item[0].index == index)
-            if drawn_rng is not None and drawn_rng[0] == index:
-                rng = drawn_rng[1]
-            else:
-                rng = seeded_rng(seed, index, key, occurrence)
-            fault = pick_fault(rule, rng)
-            outcome = None
-            if len(reply) > 4:
-                assert isinstance(fault.action, RateLimit)
-                outcome = BucketOutcome(reply[4] == 1, fault.action.limit, int(reply[5]),
-                                        int(reply[6]))
-            elif isinstance(fault.action, RateLimit):  # picked by a one_of
-                take = [self.prefix, index, fault.action.limit, fault.action.per_s]
-                allowed, remaining, retry = _run(self._take, take)
-                outcome = BucketOutcome(allowed == 1, fault.action.limit, int(remaining),
-                                        int(retry))
-            return Decision(rule, fault, rng, outcome, moment)
+            args = admission.args
+            replies = self.link.run(self._admit, [self.prefix, MAX_REMEMBERED_REQUESTS,
+                                                  len(args), *args])
+            done, decision = admission.step(replies[0])
+            if done:
+                return decision
+
+    async def admit_async(self, request: RequestInfo, token: str | None,
+                          check: TokenCheck) -> Decision | None:
+        """admit() without blocking the event loop on the round trip: the script calls of
+        the requests of one loop tick go to Redis together, pipelined on one connection,
+        and the loop serves other requests while they run. Each call is still one
+        atomic script, in the order the requests asked: as exact as admit()."""
+        link = self._async_link()
+        admission = _Admission(self, request, token, check)
+        while True:
+            done, decision = admission.step(await link.admit(*admission.packed()))
+            if done:
+                return decision
+
+    def _async_link(self) -> AsyncLink:
+        """This event loop's pipelined connection."""
+        link = self._alink
+        loop = asyncio.get_running_loop()
+        if link is None or link.loop is not loop:
+            link = self._alink = AsyncLink(loop, self.client, self._admit,
+                                           [self.prefix, MAX_REMEMBERED_REQUESTS])
+            link.before_write = self.journal.flush
+        return link
 
     def drift(self, action: CursorDrift, rng: random.Random,
               cursor: str) -> dict[str, list[str]]:
@@ -617,6 +1021,11 @@ class RedisBackend:
     def revoke_token(self, token: str) -> None:
         _run(self._revoke, [self.prefix, token, MAX_LIVE_TOKENS])
 
+    def issued_tokens(self) -> set[str]:
+        live, revoked = _call(lambda: run_pipeline(
+            self.client, self.prefix, [["ZRANGE", "tok", 0, -1], ["SMEMBERS", "rev"]]))
+        return {_text(token) for token in [*live, *revoked]}
+
     def acknowledge(self, order_id: str, key: str | None, body: bytes) -> tuple[int, bytes]:
         status, first = _run(self._ack, [self.prefix, order_id, key or "", body])
         return int(status), first if isinstance(first, bytes) else str(first).encode()
@@ -639,6 +1048,12 @@ class RedisBackend:
                 "engine_requests_forgotten": int(forgotten or 0), "tokens_live": live,
                 "tokens_forgotten": int(tokens_forgotten or 0),
                 "state_prefix": prefix, "state_version": self.version}
+
+    async def aclose(self) -> None:
+        """Close this loop's pipelined connection (the next admission opens another)."""
+        link, self._alink = self._alink, None
+        if link is not None:
+            link.close()
 
     def healthy(self) -> bool:
         try:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from partnerkit.simulator import FakePartner
-from partnerkit.simulator.server import ReplayPartner
+from partnerkit.simulator.server import FaultProxy, ReplayPartner
 from tests.conftest import fetch_token
 from tests.redis_server import RedisServer
 
@@ -255,3 +255,165 @@ def test_replay_hands_each_recording_out_once_across_workers(
         assert statuses == [503, 429, 200, 200]  # in recorded order, then the last repeats
         b.reset()  # rewinds for every worker
         assert FRESH.get(a.url + "/v1/orders/ORD-1").status_code == 503
+
+
+TIMED = {"seed": 3, "rules": [
+    {"name": "outage", "match": {"path": "/v1/orders/*"}, "window": {"from_s": 10, "for_s": 5},
+     "fault": {"status": 503}},
+    {"name": "flapping", "match": {"path": "/v1/returns/*"},
+     "flap": {"up_s": 2, "down_s": 1}, "fault": {"status": 502}},
+    {"name": "ramp", "match": {"path": "/v1/invoices/*"},
+     "ramp": {"over_s": 20, "latency_ms": [0, 1000]}, "fault": {"status": 500}},
+]}
+
+
+def test_timed_rules_agree_across_workers_on_the_shared_start(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seconds into the scenario count from its start on Redis's clock, which every
+    worker reads from Redis (the one that published it and the one that adopted it),
+    so at any instant two workers are in the same window, flap cycle and ramp step."""
+    from partnerkit.simulator.backends import open_state
+    from partnerkit.simulator.backends import redis as redis_backend
+    from partnerkit.simulator.engine import RequestInfo
+    from partnerkit.simulator.scenario import parse_scenario
+    from partnerkit.simulator.state import PartnerState
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    def worker() -> PartnerState:
+        backend = open_state(redis_server.url, prefix, journal_size=100,
+                             journal_bytes=1 << 20)
+        return PartnerState(parse_scenario(TIMED, source="test"), backend=backend)
+
+    a = worker()
+    a.reset()
+    b = worker()  # started later: adopts a's start before its first answer
+    now = [a.backend.started + 30]
+    monkeypatch.setattr(redis_backend.time, "time", lambda: now[0])
+    start = a.backend.started
+
+    def decided(state: PartnerState, path: str) -> tuple[str, float | None] | None:
+        decision = state.admit(RequestInfo("GET", path, "", {}, {}), None, "none")
+        if decision is None:
+            return None
+        return decision.rule.label, decision.moment and decision.moment.latency_ms
+
+    seen = []
+    for at in [0, 9.999, 10, 12.5, 14.999, 15, 1.999, 2, 2.999, 3, 5.5, 19.9]:
+        now[0] = start + at
+        for path in ("/v1/orders/ORD-000001", "/v1/returns/R-1", "/v1/invoices/I-1"):
+            pair = [decided(a, path), decided(b, path)]
+            seen.append((at, path, pair))
+            assert pair[0] == pair[1], (at, path, pair)
+    outage = {at for at, path, pair in seen if path.startswith("/v1/orders") and pair[0]}
+    assert outage == {10, 12.5, 14.999}
+    flapping = {at for at, path, pair in seen if path.startswith("/v1/returns") and pair[0]}
+    assert flapping == {2, 2.999, 5.5, 14.999}
+    assert [pair[0] for at, path, pair in seen if at == 5.5 and "invoices" in path] == [
+        ("ramp", 275.0)]
+    now[0] = start + 100
+    monkeypatch.undo()
+    b.reset()  # on either worker, restarts the clock of both (on Redis's, again)
+    monkeypatch.setattr(redis_backend.time, "time", lambda: now[0])
+    now[0] = b.backend.started + 10.5
+    assert decided(a, "/v1/orders/ORD-1") == decided(b, "/v1/orders/ORD-2") == ("outage", None)
+
+
+def test_a_request_encoded_once_per_rule_is_the_plain_encoding(
+        redis_server: RedisServer) -> None:
+    from partnerkit.simulator.backends import open_state
+    from partnerkit.simulator.backends.redis import RedisBackend, _Admission, _bulk
+    from partnerkit.simulator.engine import RequestInfo
+    from partnerkit.simulator.scenario import parse_scenario
+    from partnerkit.simulator.state import PartnerState
+
+    backend = open_state(redis_server.url, f"test:{uuid.uuid4().hex}:", journal_size=100,
+                         journal_bytes=1 << 20)
+    assert isinstance(backend, RedisBackend)
+    PartnerState(parse_scenario({**CHAOS, "rules": [
+        *CHAOS["rules"], {"match": {"path": "/v1/orders/*"},
+                          "fault": {"rate_limit": {"limit": 3, "per_s": 1.5}}}]},
+        source="test"), backend=backend)
+    for token in (None, "sim-é"):
+        request = RequestInfo("GET", "/v1/orders/ORD-000001", "a=1", {"a": "1"}, {})
+        admission = _Admission(backend, request, token, "valid")
+        assert len(admission.candidates) == 3
+        plain = [len(admission.args), *admission.args]
+        assert admission.packed() == (b"".join(_bulk(part) for part in plain), len(plain))
+
+
+def test_two_fault_proxies_on_one_redis_share_budgets_revocations_and_journal(
+        redis_server: RedisServer) -> None:
+    faults = {"rules": [{"match": {"path": "/v1/orders/ORD-000002"}, "times": 1,
+                         "fault": {"auth": "expire_token"}},
+                        {"match": {"path": "/v1/orders/ORD-000003"}, "times": 1,
+                         "fault": {"status": 503}}]}
+    prefix = f"test:{uuid.uuid4().hex}:"
+    with FakePartner() as upstream, \
+            FaultProxy(upstream.url, faults, state=redis_server.url, state_prefix=prefix) as a, \
+            FaultProxy(upstream.url, faults, state=redis_server.url, state_prefix=prefix) as b:
+        a.reset()
+        assert a.state.backend.name == b.state.backend.name == "redis"
+        token = token_of(a)  # the upstream's
+        assert get(b, "/v1/orders/ORD-000003", token).status_code == 503
+        assert get(a, "/v1/orders/ORD-000003", token).status_code == 200  # times: 1, shared
+        assert get(a, "/v1/orders/ORD-000002", token).status_code == 401  # revoked on a
+        assert get(b, "/v1/orders/ORD-000001", token).status_code == 401  # refused on b
+        assert get(b, "/v1/orders/ORD-000001", token_of(b)).status_code == 200
+        deadline = time.monotonic() + 2  # a's last entry reaches Redis just after its answer
+        while len(entries := b.journal()) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        paths = [entry["path"] for entry in entries]
+        assert paths.count("/v1/orders/ORD-000003") == 2 and len(paths) == 7
+
+
+def test_after_redis_restarts_empty_every_worker_starts_the_data_set_afresh(
+        tmp_path: Path) -> None:
+    """The worker that publishes its scenario into the empty Redis rebuilds its data
+    set as the others do: none keeps the changes of the lost change log."""
+    server = RedisServer(tmp_path).start()
+    try:
+        with workers(server.url, DRIFT) as (a, b):
+            sync_pages([a, b], token_of(a))  # the data set drifts on both
+            everything = "/v1/orders?limit=200"
+            server.stop()
+            server.start()  # empty
+            for first, second in ((a, b), (b, a)):
+                token = token_of(first)  # first publishes: Redis had no scenario
+                pages = [get(worker, everything, token).content for worker in (first, second)]
+                assert pages[0] == pages[1]
+            with FakePartner(DRIFT) as alone:  # as at the start, no drift
+                assert get(a, everything, token).content == get(
+                    alone, everything, token_of(alone)).content
+    finally:
+        server.stop()
+
+
+def test_a_redis_that_stops_answering_is_503_within_the_timeout_then_recovers(
+        tmp_path: Path) -> None:
+    """A stalled Redis (SIGSTOP: connected, silent) is no pass either: the pipelined
+    connection gives up after SOCKET_TIMEOUT_S without a reply, and reconnects."""
+    import signal
+
+    from partnerkit.simulator.backends.redis import SOCKET_TIMEOUT_S
+
+    server = RedisServer(tmp_path).start()
+    assert server.process is not None
+    try:
+        scenario = {"rules": [{"match": {"path": "/v1/orders/*"}, "times": 1,
+                               "fault": {"status": 503}}]}
+        with workers(server.url, scenario, count=1) as (a,):
+            token = token_of(a)
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 503  # the rule
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                stalled = FRESH.get(a.url + "/v1/orders/ORD-000001",
+                                    timeout=3 * SOCKET_TIMEOUT_S + 2,
+                                    headers={"authorization": f"Bearer {token}"})
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            assert stalled.status_code == 503
+            assert stalled.json()["error"] == "state_backend_unavailable"
+            assert get(a, "/v1/orders/ORD-000001", token).status_code == 200  # spent, shared
+    finally:
+        server.stop()
