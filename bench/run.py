@@ -98,27 +98,35 @@ def wiremock_command(jar: Path, port: int, body: bytes) -> list[str]:
             "--disable-banner", "--async-response-enabled", "true"]
 
 
-def _python_targets(seconds: float) -> list[Row]:
+def _python_targets(seconds: float, baseline: Path | None = None) -> list[Row]:
     rows = []
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     rows.append(measure("bare Starlette (same bytes, same stack)",
                         [PYTHON, str(BENCH / "bare_app.py"), str(port)], base, seconds=seconds))
-    for name, rules in (("fake partner, empty scenario", []),
-                        ("fake partner, 30 rules, none match", NO_MATCH_30),
-                        ("fake partner, 10% fault mix", FAULT_MIX_10)):
+    targets: list[tuple[str, list[dict[str, object]], Path | None]] = [
+        ("fake partner, empty scenario", [], None)]
+    if baseline is not None:
+        targets.append((f"fake partner, empty scenario ({baseline})", [], baseline))
+    targets += [("fake partner, 30 rules, none match", NO_MATCH_30, None),
+                ("fake partner, 10% fault mix", FAULT_MIX_10, None)]
+    for name, rules, checkout in targets:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        scenario = scenario_file(rules, name.split(",")[-1].strip().replace(" ", "-"))
-        rows.append(measure(name, partnersim(port, scenario), base, seconds=seconds,
-                            needs_token=True))
+        scenario = scenario_file(rules, name.split(",")[-1].split("(")[0].strip()
+                                 .replace(" ", "-"))
+        command = partnersim(port, scenario)
+        if checkout is not None:  # that checkout's partnerkit, first on the path
+            command = ["env", "-C", str(checkout), f"PYTHONPATH={checkout}", *command]
+        rows.append(measure(name, command, base, seconds=seconds, needs_token=True))
     return rows
 
 
-def throughput(seconds: float, rounds: int) -> list[Row]:
+def throughput(seconds: float, rounds: int, baseline: Path | None = None) -> list[Row]:
     """Each target `rounds` times, interleaved; the best round of each is kept
-    (wrk and the server share the cores, so single runs are noisy)."""
-    runs = [_python_targets(seconds) for _ in range(rounds)]
+    (wrk and the server share the cores, so single runs are noisy). `baseline`: a
+    checkout (of main, say) whose fake partner runs beside this one's, in each round."""
+    runs = [_python_targets(seconds, baseline) for _ in range(rounds)]
     rows = [max(attempts, key=lambda row: row.load.requests_per_s)
             for attempts in zip(*runs, strict=True)]
     jar = wiremock_jar()
@@ -180,6 +188,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the Python targets")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also run this checkout's fake partner (empty scenario) in each "
+                             "round: before and after in one run (e.g. `git worktree add` or "
+                             "`git archive main` into /tmp)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "delay", "memory", "replay", "client"],
                         help="parts to leave out")
@@ -197,7 +209,8 @@ def main() -> int:
     sections = [header]
     if "throughput" not in args.skip:
         sections += [f"### Throughput (best of {args.rounds} interleaved rounds)\n",
-                     table(throughput(args.duration, args.rounds))]
+                     table(throughput(args.duration, args.rounds,
+                                      args.baseline.resolve() if args.baseline else None))]
     if "delay" not in args.skip:
         sections.append("\n### Delay accuracy (fixed_ms: 100; error = observed − 100 ms)\n")
         sections.append("| clients | requests | p50 error ms | p99 error ms | max error ms |")

@@ -36,6 +36,7 @@ from partnerkit.contracts.verdicts import (
     Report,
     judge,
 )
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 
 
 class ScriptablePartner(Protocol):
@@ -47,7 +48,7 @@ class ScriptablePartner(Protocol):
 
     def reset(self) -> None: ...
 
-    def journal(self) -> list[dict[str, Any]]: ...
+    def journal(self) -> list[JournalEntryJSON]: ...
 
 
 def is_final_example() -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from partnerkit.client import RetryPolicy
 from partnerkit.contracts.verdicts import ClientSettings, Observation
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 
 
 class JournaledPartner(Protocol):
@@ -19,7 +20,7 @@ class JournaledPartner(Protocol):
 
     url: str
 
-    def journal(self) -> list[dict[str, Any]]: ...
+    def journal(self) -> list[JournalEntryJSON]: ...
 
 
 def client_settings(*, timeout: float, deadline: float, retry: RetryPolicy | None = None,
@@ -34,7 +35,7 @@ def _last_seq(partner: JournaledPartner) -> int:
     return int(entries[-1]["seq"]) if entries else 0
 
 
-def _slice(partner: JournaledPartner, after: int) -> list[dict[str, Any]]:
+def _slice(partner: JournaledPartner, after: int) -> list[JournalEntryJSON]:
     return [entry for entry in partner.journal() if entry["seq"] > after]
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from partnerkit.simulator.journal_entry import JournalEntryJSON
+
 
 class RemotePartnerError(RuntimeError):
     """The admin API refused or failed; the message says what it answered."""
@@ -64,8 +66,8 @@ class RemotePartner:
             body = scenario.encode() if isinstance(scenario, str) else scenario
         self._call("PUT", "/scenario", content=body)
 
-    def journal(self) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = self._call("GET", "/journal")["entries"]
+    def journal(self) -> list[JournalEntryJSON]:
+        entries: list[JournalEntryJSON] = self._call("GET", "/journal")["entries"]
         return entries
 
     def clear_journal(self) -> None:

@@ -29,6 +29,7 @@ from partnerkit.client.errors import (
 )
 from partnerkit.client.models import Order, OrderLine, OrderStatus
 from partnerkit.contracts import evidence
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 
 # Verdicts from the journal alone (any client), re-exported: contracts.verdicts.judge_journal.
 from partnerkit.simulator.journal_verdicts import CONTRACTS as GENERIC_CONTRACTS  # noqa: F401, RUF100
@@ -43,7 +44,7 @@ from partnerkit.simulator.journal_verdicts import JournalVerdict as JournalVerdi
 from partnerkit.simulator.journal_verdicts import fault_of as _fault
 from partnerkit.simulator.journal_verdicts import judge_journal as judge_journal
 
-Entry = Mapping[str, Any]
+Entry = JournalEntryJSON
 DEADLINE_SLACK = 0.25  # T1
 SCHEDULING_SLACK = 0.15  # a sleep ends a little late on a loaded machine
 AMBIGUITY_S = 0.1  # an answer this close to the timeout may or may not have been read

@@ -36,6 +36,7 @@ from partnerkit.contracts.verdicts import Observation
 from partnerkit.simulator.app import create_app
 from partnerkit.simulator.clock import VIRTUAL_EPOCH, LoopClock
 from partnerkit.simulator.inprocess import InProcessTransport
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.server import coerce_scenario
 from partnerkit.simulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PartnerState
@@ -116,7 +117,7 @@ class VirtualPartner:
     def reset(self) -> None:
         self.state.reset()
 
-    def journal(self) -> list[dict[str, Any]]:
+    def journal(self) -> list[JournalEntryJSON]:
         return self.state.journal.entries()
 
     # --- the client's side --------------------------------------------------------------

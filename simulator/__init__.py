@@ -1,6 +1,7 @@
 """partnersim: a scriptable fake of OrderOps' partner API."""
 
 from partnerkit.simulator.app import PartnerApp, create_app
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 from partnerkit.simulator.scenario import (
     Scenario,
     ScenarioError,
@@ -12,6 +13,7 @@ from partnerkit.simulator.server import FakePartner, FaultProxy
 __all__ = [
     "FakePartner",
     "FaultProxy",
+    "JournalEntryJSON",
     "PartnerApp",
     "Scenario",
     "ScenarioError",

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from partnerkit.simulator.scenario import Fault, Latency, RateLimit, Rule, Scenario
@@ -26,9 +27,9 @@ from partnerkit.simulator.timing import Moment
 MAX_REMEMBERED_REQUESTS = 100_000
 
 
-@dataclass(frozen=True)
-class RequestInfo:
-    """What a rule can match on."""
+class RequestInfo(NamedTuple):
+    """What a rule can match on. A named tuple: one is made per request, and a
+    frozen dataclass took three times as long to make."""
 
     method: str
     path: str

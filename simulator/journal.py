@@ -16,10 +16,9 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
+from partnerkit.simulator.journal_entry import JournalEntry, JournalEntryJSON
 from partnerkit.simulator.redaction import redact_headers, redact_query
 
 
@@ -29,21 +28,6 @@ def first_values(query_string: str) -> dict[str, str]:
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         query.setdefault(name, value)
     return query
-
-
-def iso_utc(at: float) -> str:
-    """Unix seconds as ISO-8601 UTC with microseconds: 2026-12-01T22:46:11.123456Z."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def _with_iso_time(entry: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `entry` with `at_iso` beside `at` (made when read, not on the hot path)."""
-    snapshot: dict[str, Any] = {}
-    for name, value in entry.items():
-        snapshot[name] = value
-        if name == "at":
-            snapshot["at_iso"] = iso_utc(value)
-    return snapshot
 
 
 #: Headers, and query parameters, kept per entry (the first ones, in arrival order).
@@ -64,11 +48,11 @@ def _bounded(items: dict[str, str], budget: int) -> tuple[dict[str, str], int, b
     """(kept items, characters kept, whether anything was cut)."""
     if not items:
         return items, 0, False
-    if len(items) <= MAX_ITEMS and max(map(len, items.values())) <= MAX_VALUE_CHARS:
-        # The usual request: nothing to cut (counted at C speed, this runs per request).
-        chars = sum(map(len, items)) + sum(map(len, items.values()))
-        if chars <= budget:
-            return items, chars, False
+    # The usual request: nothing to cut (counted at C speed, this runs per request).
+    chars = sum(map(len, items)) + sum(map(len, items.values()))
+    if chars <= budget and len(items) <= MAX_ITEMS and (
+            chars <= MAX_VALUE_CHARS or max(map(len, items.values())) <= MAX_VALUE_CHARS):
+        return items, chars, False
     kept: dict[str, str] = {}
     chars = 0
     cut = len(items) > MAX_ITEMS
@@ -86,9 +70,9 @@ def _bounded(items: dict[str, str], budget: int) -> tuple[dict[str, str], int, b
 
 
 def build_entry(at: float, method: str, path: str, query: dict[str, str],
-                headers: dict[str, str]) -> tuple[dict[str, Any], int, bool]:
+                headers: dict[str, str]) -> tuple[JournalEntry, int, bool]:
     """A new journal entry (seq 0), its estimated size in bytes, and whether anything
-    was cut to keep it bounded."""
+    was cut to keep it bounded: the one place an entry is made, redacted and bounded."""
     # Redact first: a cut value must never leave the prefix of a secret in clear.
     kept_headers, header_chars, cut_headers = _bounded(redact_headers(headers),
                                                        MAX_ENTRY_CHARS)
@@ -97,26 +81,15 @@ def build_entry(at: float, method: str, path: str, query: dict[str, str],
     if len(path) > MAX_VALUE_CHARS:
         path = f"{path[:MAX_VALUE_CHARS]}...<{len(path) - MAX_VALUE_CHARS} more>"
         cut_query = True
-    entry: dict[str, Any] = {
-        "seq": 0,
-        "at": at,
-        "method": method[:64],
-        "path": path,
-        "query": kept_query,
-        "headers": kept_headers,
-        "status": None,
-        "rule": None,
-        "fault": None,
-        "duration_ms": None,
-    }
+    entry = JournalEntry(at, method[:64], path, kept_query, kept_headers)
     size = (_ENTRY_OVERHEAD + len(path) + header_chars + query_chars
             + _ITEM_OVERHEAD * (len(kept_headers) + len(kept_query)))
     return entry, size, cut_headers or cut_query
 
 
 class Journal:
-    """A thread-safe ring buffer of journal entries (plain dicts), bounded in entries
-    (`size`) and in estimated bytes (`max_bytes`)."""
+    """A thread-safe ring buffer of journal entries, bounded in entries (`size`) and
+    in estimated bytes (`max_bytes`); read as their wire shape (`JournalEntry.to_json`)."""
 
     def __init__(self, size: int = 10_000, max_bytes: int = MAX_JOURNAL_BYTES) -> None:
         if size < 1:
@@ -125,7 +98,7 @@ class Journal:
             raise ValueError("journal bytes must be at least 65536")
         self.size = size
         self.max_bytes = max_bytes
-        self._entries: deque[tuple[dict[str, Any], int]] = deque()
+        self._entries: deque[tuple[JournalEntry, int]] = deque()
         self._bytes = 0
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
@@ -133,10 +106,10 @@ class Journal:
         self.truncated = 0  # entries whose headers or query were cut
 
     def open(self, at: float, method: str, path: str, query: dict[str, str],
-             headers: dict[str, str]) -> dict[str, Any]:
+             headers: dict[str, str]) -> JournalEntry:
         entry, size, cut = build_entry(at, method, path, query, headers)
         with self._lock:
-            entry["seq"] = next(self._seq)
+            entry.seq = next(self._seq)
             self._entries.append((entry, size))
             self._bytes += size
             if cut:
@@ -148,16 +121,16 @@ class Journal:
                 self.dropped_for_bytes += 1
         return entry
 
-    def close(self, entry: dict[str, Any]) -> None:
+    def close(self, entry: JournalEntry) -> None:
         """`entry` is complete. Held here already; a shared journal sends it on now."""
 
-    def entries(self) -> list[dict[str, Any]]:
-        """A snapshot, oldest first, each entry with its arrival as ISO-8601 UTC too."""
+    def entries(self) -> list[JournalEntryJSON]:
+        """A snapshot, oldest first."""
         with self._lock:
             entries = [entry for entry, _ in self._entries]
-        return [_with_iso_time(entry) for entry in entries]
+        return [entry.to_json() for entry in entries]
 
-    def tail(self, after: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    def tail(self, after: int, limit: int) -> tuple[int, list[JournalEntryJSON]]:
         """For a live view: the oldest seq still held (0 when empty) and copies of
         the newest `limit` entries whose seq is above `after`, oldest first.
 
@@ -168,19 +141,19 @@ class Journal:
             entries = self._entries
             if not entries:
                 return 0, []
-            first, last = entries[0][0]["seq"], entries[-1][0]["seq"]
+            first, last = entries[0][0].seq, entries[-1][0].seq
             count = max(0, min(last - max(after, first - 1), limit))
-            return first, [dict(entries[i][0])
+            return first, [entries[i][0].to_json()
                            for i in range(len(entries) - count, len(entries))]
 
-    def find(self, seqs: list[int]) -> list[dict[str, Any]]:
+    def find(self, seqs: list[int]) -> list[JournalEntryJSON]:
         """Copies of the entries with these seqs that the buffer still holds."""
         with self._lock:
             entries = self._entries
             if not entries:
                 return []
-            first = entries[0][0]["seq"]
-            return [dict(entries[seq - first][0]) for seq in seqs
+            first = entries[0][0].seq
+            return [entries[seq - first][0].to_json() for seq in seqs
                     if 0 <= seq - first < len(entries)]
 
     def clear(self) -> None:

@@ -21,11 +21,12 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 from partnerkit.simulator.report import JudgedOperation, acted_faults
 
-Entry = Mapping[str, Any]
+Entry = JournalEntryJSON
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Answers a client must never retry (a 401 is A1's: once, after a token refresh).
@@ -417,9 +418,10 @@ def judged_operations(verdict: JournalVerdict, source: str) -> list[JudgedOperat
 REQUIRED_KEYS = ("seq", "at", "method", "path", "status")
 
 
-def check_entries(document: Any, source: str) -> list[dict[str, Any]]:
+def check_entries(document: Any, source: str) -> list[Entry]:
     """Journal entries from `{"entries": [...]}` or a bare list, or ValueError saying
-    which entry is wrong and how."""
+    which entry is wrong and how. Another tool's journal may lack the optional keys
+    (filled in here) and `at_iso` (which no verdict reads)."""
     entries = document.get("entries") if isinstance(document, Mapping) else document
     if not isinstance(entries, list):
         raise ValueError(f"{source}: expected a journal: {{\"entries\": [...]}} or a list of "
@@ -434,6 +436,6 @@ def check_entries(document: Any, source: str) -> list[dict[str, Any]]:
         if not isinstance(entry["seq"], int) or not isinstance(entry["at"], int | float):
             raise ValueError(f"{source}: entries[{number}]: seq must be an integer and at a "
                              "number")
-        checked.append({"query": {}, "headers": {}, "rule": None, "fault": None,
-                        "duration_ms": None, **entry})
+        checked.append(cast(Entry, {"query": {}, "headers": {}, "rule": None, "fault": None,
+                                    "duration_ms": None, **entry}))
     return checked

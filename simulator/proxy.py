@@ -30,6 +30,7 @@ from partnerkit.simulator.backends import StateBackend
 from partnerkit.simulator.fault_middleware import ACTING_FAULT, JOURNAL_ENTRY
 from partnerkit.simulator.http1 import UpstreamAnswer, UpstreamError
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_entry import JournalEntry
 from partnerkit.simulator.protocols import CONNECTION_CONTROL
 from partnerkit.simulator.replay import MAX_BODY_BYTES
 from partnerkit.simulator.scenario import Fault, Scenario
@@ -105,7 +106,7 @@ class ProxyAPI:
         except BadTarget as exc:
             await Answer.error(400, "bad_target", str(exc)).send(send)
             return
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         kept = _Kept() if self.tee is not None and _clean(scope) else None
         headers = self.upstream.request_headers(scope)
         length: int | None = None
@@ -122,7 +123,7 @@ class ProxyAPI:
         except UpstreamError as exc:
             status, payload = self.upstream.failure(exc)
             if entry is not None:
-                entry["upstream"] = payload["error"]
+                entry.upstream = payload["error"]
             await Answer.json(status, payload).send(send)
             return
         try:
@@ -132,7 +133,7 @@ class ProxyAPI:
             await answer.aclose()
 
     async def _answer(self, scope: Scope, send: Send, answer: UpstreamAnswer,
-                      entry: dict[str, Any] | None,
+                      entry: JournalEntry | None,
                       recording: tuple[str, bytes, RawHeaders, _Kept] | None,
                       started: float) -> None:
         kept = answer_headers(answer)
@@ -149,7 +150,7 @@ class ProxyAPI:
             # The status line is gone: all that is left is to cut the connection short.
             self.upstream.failed += 1
             if entry is not None:
-                entry["upstream"] = f"cut mid-body ({exc})"
+                entry.upstream = f"cut mid-body ({exc})"
             control = scope.get(CONNECTION_CONTROL)
             if control is not None:
                 control.close()

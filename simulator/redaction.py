@@ -91,8 +91,10 @@ def _forget_known() -> None:
 
 def redact_header(name: str, value: str) -> str:
     """For the journal: keep the scheme so a reader sees *how* a client authenticated."""
-    if not is_secret(name):
-        return value
+    return _redacted_value(value) if is_secret(name) else value
+
+
+def _redacted_value(value: str) -> str:
     scheme, _, credentials = value.partition(" ")
     if credentials and scheme.lower() in ("bearer", "basic"):
         return f"{scheme} {REDACTED}"
@@ -107,7 +109,7 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
         if secret is None:
             secret = is_secret(name)
         if secret:
-            redacted[name] = redact_header(name, value)
+            redacted[name] = _redacted_value(value)
     return redacted
 
 

@@ -31,6 +31,7 @@ from partnerkit.simulator.cassette import Interaction, LineCassette, RecordedRes
 from partnerkit.simulator.fault_middleware import JOURNAL_ENTRY
 from partnerkit.simulator.formats import read_recordings
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_entry import JournalEntry
 from partnerkit.simulator.redaction import FORM, redact_body
 from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import OverlayState
@@ -338,18 +339,18 @@ class ReplayAPI:
                             scope["query_string"].decode("latin-1"),
                             body if self.index.match_body else None, decoded=True)
         found = self.index.next_for(key)
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         if found is None:
             await self._miss(key, scope, send)
             return
         number, interaction = found
         recorded = interaction.response
         if entry is not None:
-            entry["replayed"] = number
+            entry.replayed = number
         if self.pace is not None and recorded.duration_ms and self.sleep is not None:
             delay_ms = recorded.duration_ms * self.pace
             if entry is not None:
-                entry["recorded_latency_ms"] = round(delay_ms, 3)
+                entry.recorded_latency_ms = round(delay_ms, 3)
             await self.sleep(delay_ms / 1000)
         head = self._heads.get(number)
         if head is None:  # built once per recording, on its first use
@@ -371,10 +372,9 @@ class ReplayAPI:
                 "message": f"no recorded request matches {key.method} {target}",
                 "request": key.describe(), "closest": self.index.closest(key)}
         self.index.note_miss(miss)
-        entry = scope.get(JOURNAL_ENTRY)
+        entry: JournalEntry | None = scope.get(JOURNAL_ENTRY)
         if entry is not None:
-            entry["replayed"] = None
-            entry["miss"] = True
+            entry.miss = True
         miss_header = (MISS_HEADER.encode(), b"no_recording")
         if self.miss.body is None:
             answer = Answer.json(self.miss.status, miss, [miss_header])

@@ -25,6 +25,7 @@ from partnerkit.simulator.app import create_app, create_proxy_app, create_replay
 from partnerkit.simulator.backends import default_prefix, open_state
 from partnerkit.simulator.cassette import CassetteWriter, Interaction
 from partnerkit.simulator.journal import MAX_JOURNAL_BYTES
+from partnerkit.simulator.journal_entry import JournalEntryJSON
 from partnerkit.simulator.protocols import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, protocol_class
 from partnerkit.simulator.proxy import ProxyState
 from partnerkit.simulator.recorder import RecorderApp
@@ -217,7 +218,7 @@ class _PartnerControls(BackgroundServer):
         assert parsed is not None
         self.state.set_scenario(parsed)
 
-    def journal(self) -> list[dict[str, Any]]:
+    def journal(self) -> list[JournalEntryJSON]:
         """The journal entries, oldest first (as `GET /__sim/journal` gives them)."""
         return self.state.journal.entries()
 

@@ -77,7 +77,8 @@ from partnerkit.simulator.engine import (
     request_digest,
     seeded_rng,
 )
-from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, _with_iso_time, build_entry
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, build_entry
+from partnerkit.simulator.journal_entry import JournalEntry, JournalEntryJSON
 from partnerkit.simulator.scenario import CursorDrift, RateLimit, Scenario
 from partnerkit.simulator.tokens import MAX_LIVE_TOKENS
 
@@ -694,17 +695,19 @@ class RedisJournal:
         self.lost = 0  # completed entries Redis could not take
 
     def open(self, at: float, method: str, path: str, query: dict[str, str],
-             headers: dict[str, str]) -> dict[str, Any]:
+             headers: dict[str, str]) -> JournalEntry:
         entry, size, cut = build_entry(at, method, path, query, headers)
         self._sizes[id(entry)] = (size, cut)
         return entry
 
-    def close(self, entry: dict[str, Any]) -> None:
+    def close(self, entry: JournalEntry) -> None:
         _, cut = self._sizes.pop(id(entry), (0, False))
-        entry.pop("seq", None)
-        text = _COMPACT.encode(entry)
+        # Kept in its wire shape; the append script puts the seq (global across workers) first.
+        wire: dict[str, Any] = dict(entry.to_json())
+        del wire["seq"]
+        text = _COMPACT.encode(wire)
         encoded = b"".join([_bulk(text[1:]), _bulk(len(text) + 64), _bulk("1" if cut else "0"),
-                            _bulk(repr(entry["at"]))])
+                            _bulk(repr(entry.at))])
         with self._batch_lock:
             self._batch.append(encoded)
             full = len(self._batch) >= MAX_BATCH
@@ -736,22 +739,22 @@ class RedisJournal:
         self.flush()
         self._link.drain()
 
-    def _read(self, start: int, end: int) -> list[dict[str, Any]]:
+    def _read(self, start: int, end: int) -> list[JournalEntryJSON]:
         self.flush()
         raw = self._link.execute("LRANGE", self._prefix + "j", start, end)
         return [json.loads(item) for item in raw]
 
-    def entries(self) -> list[dict[str, Any]]:
-        return [_with_iso_time(entry) for entry in self._read(0, -1)]
+    def entries(self) -> list[JournalEntryJSON]:
+        return self._read(0, -1)
 
-    def tail(self, after: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    def tail(self, after: int, limit: int) -> tuple[int, list[JournalEntryJSON]]:
         first = self._read(0, 0)
         if not first:
             return 0, []
         new = self._read(-limit, -1) if limit > 0 else []
         return first[0]["seq"], [entry for entry in new if entry["seq"] > after]
 
-    def find(self, seqs: list[int]) -> list[dict[str, Any]]:
+    def find(self, seqs: list[int]) -> list[JournalEntryJSON]:
         return []  # entries reach Redis complete: none is ever still in flight there
 
     def clear(self) -> None:

@@ -77,11 +77,13 @@ def monitored(url: str) -> Iterator[list[dict[str, Any]]]:
     listener.start()
     assert ready.wait(WAIT_S)
     client.echo(f"start-{marker}")
-    yield seen
-    client.echo(f"end-{marker}")
-    listener.join(WAIT_S)
+    try:
+        yield seen
+    finally:
+        client.echo(f"end-{marker}")
+        listener.join(WAIT_S)
+        client.close()
     assert not listener.is_alive()
-    client.close()
 
 
 def scripts_called(commands: list[dict[str, Any]]) -> list[str]:
