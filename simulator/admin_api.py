@@ -34,6 +34,13 @@ def admin_error(status: int, code: str, message: str) -> Answer:
     return Answer.error(status, code, message, end=b"\n")
 
 
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text[:40]!r}") from None
+
+
 class AdminAPI:
     def __init__(self, state: PartnerState, admin_token: str | None = None) -> None:
         if admin_token is not None and not admin_token.strip():
@@ -44,21 +51,22 @@ class AdminAPI:
 
     def routes(self) -> list[Route]:
         return [
-            self.route("/__sim/health", self.health, "GET"),
-            self.route("/__sim/scenario", self.get_scenario, "GET"),
-            self.route("/__sim/scenario", self.put_scenario, "PUT"),
-            self.route("/__sim/reset", self.reset, "POST"),
-            self.route("/__sim/journal", self.get_journal, "GET"),
-            self.route("/__sim/journal", self.clear_journal, "DELETE"),
-            self.route("/__sim/verdicts", self.verdicts, "GET"),
+            self.route("/__sim/health", GET=self.health),
+            self.route("/__sim/scenario", GET=self.get_scenario, PUT=self.put_scenario),
+            self.route("/__sim/reset", POST=self.reset),
+            self.route("/__sim/journal", GET=self.get_journal, DELETE=self.clear_journal),
+            self.route("/__sim/verdicts", GET=self.verdicts),
         ]
 
-    def route(self, path: str, endpoint: Endpoint, method: str) -> Route:
-        """An admin route behind the admin-token gate: the one place it is checked."""
+    def route(self, path: str, **endpoints: Endpoint) -> Route:
+        """One admin route for `path`, its endpoints by method, behind the admin-token
+        gate: the one place it is checked. One route a path, so a wrong method's 405
+        names every method the path has."""
         async def gated(request: Request) -> Answer:
-            return self._forbidden(request) or await endpoint(request)
+            method = "GET" if request.method == "HEAD" else request.method
+            return self._forbidden(request) or await endpoints[method](request)
 
-        return Route(path, gated, methods=[method])
+        return Route(path, gated, methods=list(endpoints))
 
     def _forbidden(self, request: Request) -> Answer | None:
         if self.admin_token is None:
@@ -119,7 +127,7 @@ class AdminAPI:
     async def verdicts(self, request: Request) -> Answer:
         """The generic contracts judged on the journal: `?max_attempts=N&min_backoff_ms=M`."""
         try:
-            options = {name: float(value) for name, value in request.query_params.items()
+            options = {name: _number(name, value) for name, value in request.query_params.items()
                        if name in ("max_attempts", "min_backoff_ms", "window_s")}
             if "max_attempts" in options and not options["max_attempts"].is_integer():
                 raise ValueError("max_attempts must be a whole number")

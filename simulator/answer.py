@@ -25,8 +25,9 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 def json_bytes(payload: Any) -> bytes:
-    """`payload` as compact JSON bytes: no spaces after `,` and `:`."""
-    return json.dumps(payload, separators=(",", ":")).encode()
+    """`payload` as compact JSON bytes: no spaces after `,` and `:`. NaN and Infinity
+    are refused (ValueError): they are not JSON, and no client parses them alike."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
 class Answer:

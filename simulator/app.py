@@ -19,17 +19,26 @@ from partnerkit.simulator.scenario import Scenario
 from partnerkit.simulator.state import PartnerState
 from partnerkit.simulator.ui import Dashboard
 
+# Starlette's 404/405 and the state backend's failure under /__sim/ (the admin API and
+# the dashboard): answers in the admin API's shape, ending in a newline as its own do.
+
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-               for name, value in (exc.headers or {}).items()]
-    return Answer.error(exc.status_code, code, str(exc.detail), headers).as_response()
+    headers = [(name.lower().encode("latin-1"), _sorted_methods(value) if name.lower() == "allow"
+                else value.encode("latin-1")) for name, value in (exc.headers or {}).items()]
+    return Answer.error(exc.status_code, code, str(exc.detail), headers,
+                        end=b"\n").as_response()
+
+
+def _sorted_methods(allow: str) -> bytes:
+    """Allow in one order on every run (Starlette joins a set)."""
+    return ", ".join(sorted(method.strip() for method in allow.split(","))).encode("latin-1")
 
 
 async def _state_unavailable(request: Request, exc: Exception) -> Response:
-    return Answer.error(503, "state_backend_unavailable", str(exc)).as_response()
+    return Answer.error(503, "state_backend_unavailable", str(exc), end=b"\n").as_response()
 
 
 def _starlette(routes: list[Route]) -> Starlette:

@@ -320,10 +320,14 @@ class _Exchange:
         return control  # type: ignore[no-any-return]
 
     def _headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """`headers`, then ours that the answer does not set itself."""
+        """`headers`, then ours that the answer does not set itself; the client's own
+        X-Request-Id always (a recorded answer carries the id of another request)."""
         headers = list(headers)
         if self.extra:
             names = {name for name, _ in headers}
+            if b"x-request-id" in names and self.extra[0][0] == b"x-request-id":
+                headers = [(n, v) for n, v in headers if n != b"x-request-id"]
+                names.discard(b"x-request-id")
             headers += [(n, v) for n, v in self.extra if n not in names]
         return headers
 

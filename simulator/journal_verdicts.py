@@ -18,6 +18,7 @@ journal `seq` of the evidence.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
@@ -367,8 +368,10 @@ def judge_journal(entries: Iterable[Entry], *, max_attempts: int = 4,
     requests further apart than this are separate operations."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-    if min_backoff_ms < 0 or window_s <= 0:
-        raise ValueError("min_backoff_ms must not be negative and window_s must be positive")
+    if not (0 <= min_backoff_ms < math.inf and 0 < window_s < math.inf):
+        # NaN compares false with everything: it would have passed every backoff as long.
+        raise ValueError("min_backoff_ms must be a finite number, not negative, and window_s "
+                         "a finite number above 0")
     settings = JudgeSettings(max_attempts, min_backoff_ms, window_s)
     ordered = sorted(entries, key=lambda e: int(e["seq"]))
     tokens = [e for e in ordered if e["path"] == TOKEN_PATH]

@@ -79,7 +79,7 @@ class ProxyAdminAPI(AdminAPI):
         self.proxy_state = state
 
     def routes(self) -> list[Route]:
-        return [self.route("/__sim/health", self.proxy_health, "GET"),
+        return [self.route("/__sim/health", GET=self.proxy_health),
                 *(route for route in super().routes() if route.path != "/__sim/health")]
 
     async def proxy_health(self, request: Request) -> Answer:

@@ -50,11 +50,15 @@ class RecorderApp:
         if scope["type"] != "http":
             return
         if scope["path"] == HEALTH_PATH:
+            if scope["method"] not in ("GET", "HEAD"):
+                await Answer.error(405, "method_not_allowed", "Method Not Allowed",
+                                   [(b"allow", b"GET, HEAD")], end=b"\n").send(send)
+                return
             await Answer.json(200, {"status": "ok", "mode": "record",
                                     "upstream": self.upstream.url,
                                     "cassette": str(self.writer.path),
                                     "interactions": self.writer.count,
-                                    "upstream_failures": self.failed}).send(send)
+                                    "upstream_failures": self.failed}, end=b"\n").send(send)
             return
         body = await read_body(receive, MAX_BODY_BYTES)
         if body is None:

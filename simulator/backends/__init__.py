@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from partnerkit.simulator.cursor import CursorPosition
 from partnerkit.simulator.dataset import OrderStore
@@ -147,8 +148,12 @@ def open_state(spec: str, prefix: str, *, journal_size: int,
     if spec == "memory":
         return None
     if not spec.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"--state must be memory, redis://HOST:PORT/DB or unix:///PATH, "
+        raise ValueError(f"the state must be memory, redis://HOST:PORT/DB or unix:///PATH, "
                          f"not {spec!r}")
+    database = urlsplit(spec).path.strip("/") if spec.startswith("redis") else ""
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(f"{spec!r}: the database after the port is a number (/0 to /15 "
+                         f"on a default Redis), not {database!r}")
     from partnerkit.simulator.backends.redis import RedisBackend, connect
 
     return RedisBackend(connect(spec), prefix, journal_size=journal_size,

@@ -52,7 +52,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -327,6 +327,8 @@ def connect(url: str) -> redis.Redis:
         client.ping()
     except (RedisConnectionError, RedisTimeoutError, ValueError) as exc:
         raise StateUnavailable(f"the state at {url} does not answer: {exc}") from exc
+    except RedisError as exc:  # a DB it does not have, a server that is not Redis
+        raise StateUnavailable(f"the state at {url} refused it: {exc}") from exc
     return client
 
 

@@ -178,10 +178,15 @@ def overlay_options(parser: argparse.ArgumentParser, what_faults_do: str) -> Non
     state_options(parser)
 
 
+class FromEnvironment(str):
+    """--state's default, from $PARTNERSIM_STATE: an error names the variable, not --state."""
+
+
 def state_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=workers, default=1, metavar="N",
                         help="worker processes sharing one port (N > 1 needs --state redis://...)")
-    parser.add_argument("--state", default=os.environ.get("PARTNERSIM_STATE", "memory"),
+    state = FromEnvironment(os.environ.get("PARTNERSIM_STATE", "memory"))
+    parser.add_argument("--state", default=state,
                         metavar="memory|redis://HOST:PORT/DB|unix:///PATH",
                         help="where tokens, budgets, buckets, the scenario and the journal live "
                              "(default: memory, or $PARTNERSIM_STATE); a Redis is shared by "
@@ -220,7 +225,7 @@ def admin_token(text: str) -> str:
 def positive_seconds(text: str) -> float:
     value = float(text)
     if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text}: expected seconds between 0 and 86400")
+        raise argparse.ArgumentTypeError(f"{text}: expected seconds above 0, at most 86400")
     return value
 
 

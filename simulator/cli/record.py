@@ -20,15 +20,20 @@ def read_file(path: Path) -> bytes:
         raise CassetteError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
 
 
-def open_cassette(out: Path, append: bool) -> CassetteWriter | int:
-    """A writer for `out`, or the exit status after saying why there is none."""
+def open_cassette(out: Path, append: bool | None) -> CassetteWriter | int:
+    """A writer for `out`, or the exit status after saying why there is none.
+    `append` None: the command has no --append (an existing `out` is refused)."""
     if out.exists() and not append:
-        print(f"partnersim: {out} exists: pass --append to add to it, or choose another --out",
+        hint = "pass --append to add to it, or " if append is not None else ""
+        print(f"partnersim: {out} exists: {hint}choose another --out", file=sys.stderr)
+        return common.EXIT_INVALID
+    if not out.parent.is_dir() and any(parent.is_file() for parent in out.parents):
+        print(f"partnersim: cannot write {out}: a folder on its path is a file",
               file=sys.stderr)
         return common.EXIT_INVALID
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return CassetteWriter(out, append=append)
+        return CassetteWriter(out, append=bool(append))
     except CassetteError as exc:
         print(f"partnersim: cannot append to {out}:", file=sys.stderr)
         common.print_problems(exc.source, exc.problems)

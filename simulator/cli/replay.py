@@ -117,7 +117,11 @@ def import_har(args: argparse.Namespace) -> int:
         common.print_problems(exc.source, exc.problems)
         return common.EXIT_INVALID
     common.print_problems(str(args.har), skipped)
-    writer = open_cassette(args.out, append=False)
+    if not interactions:
+        print(f"partnersim: {args.har}: no entry to import (a cassette of nothing would "
+              "replay nothing)", file=sys.stderr)
+        return common.EXIT_INVALID
+    writer = open_cassette(args.out, append=None)
     if isinstance(writer, int):
         return writer
     try:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from partnerkit.simulator.backends import StateBackend, StateUnavailable, default_prefix, open_state
 from partnerkit.simulator.cli import common
+from partnerkit.simulator.cli.options import FromEnvironment
 from partnerkit.simulator.redaction import add_secret_names
 from partnerkit.simulator.scenario import Scenario, ScenarioError
 from partnerkit.simulator.server import PartnerServer, bind, make_config
@@ -38,9 +39,9 @@ def run(app: ASGIApp, args: argparse.Namespace, banner: Callable[[str], list[str
     try:
         sock, url = bind(args.host, args.port)
     except OSError as exc:
+        make = f", or make serve PORT={args.port + 1}" if args.command == "serve" else ""
         hint = (f"; something already listens there: stop it, or choose another port "
-                f"(--port {args.port + 1}, or make serve PORT={args.port + 1})"
-                if exc.errno == errno.EADDRINUSE else "")
+                f"(--port {args.port + 1}{make})" if exc.errno == errno.EADDRINUSE else "")
         print(f"partnersim: cannot bind {args.host}:{args.port}: {exc.strerror}{hint}",
               file=sys.stderr)
         return 1
@@ -148,7 +149,8 @@ def open_backend(args: argparse.Namespace, scenario: Scenario,
                           journal_size=max(1, args.journal_size),
                           journal_bytes=args.journal_bytes)
     except (StateUnavailable, ValueError) as exc:
-        print(f"partnersim: --state: {exc}".replace("\n", " "), file=sys.stderr)
+        source = "$PARTNERSIM_STATE" if isinstance(args.state, FromEnvironment) else "--state"
+        print(f"partnersim: {source}: {exc}".replace("\n", " "), file=sys.stderr)
     except ImportError:
         print("partnersim: --state redis needs the redis extra: pip install 'partnerkit[redis]'",
               file=sys.stderr)
