@@ -209,6 +209,11 @@ class FaultEngine:
             found.append((rule, moment))
         return found
 
+    def touches(self, request: RequestInfo) -> bool:
+        """Whether any rule matches `request` (at any moment of its timing): a request no
+        rule matches spends no budget, count, occurrence or bucket."""
+        return any(_matches(rule, request) for rule in self.scenario.rules)
+
     _is_idle_cursor_drift = staticmethod(is_idle_cursor_drift)
 
     def _occurrence(self, key: str) -> int:

@@ -217,8 +217,8 @@ class FaultMiddleware:
             await self._disconnect(exchange, action)
         elif isinstance(action, ExpireToken):
             token = _bearer(request.headers)
-            if token is not None:
-                self.state.backend.revoke_token(token)
+            if token is not None:  # off the loop: every worker acknowledges it first
+                await asyncio.to_thread(self.state.backend.revoke_token, token)
             await exchange.emit(_unauthorized("token expired"))
 
     async def _rate_limit(self, exchange: _Exchange, decision: Decision) -> None:

@@ -4,8 +4,8 @@ Every key lives under one prefix per fake partner (`--state-prefix`), so two
 fake partners can share one Redis. Each change is one Lua script, so it is
 atomic however many workers race:
 
-- `admit` (once per partner request): the scenario's version, the bearer
-  token, then the budgets (`after`, `every`, `times`) of the rules that
+- `admit` (once per partner request a rule can touch): the scenario's version,
+  the bearer token, then the budgets (`after`, `every`, `times`) of the rules that
   matched here, the request's occurrence count for seeded decisions, and the
   rate-limit bucket of the rule that acts, clocked by Redis's `TIME`. Matching
   stays here (compiled rules are per process); a rule with a `probability`
@@ -14,6 +14,11 @@ atomic however many workers race:
   server's event loop the round trip does not block it (AsyncLink): the
   admissions of one loop tick go to Redis as one call of the script, each
   request in it as if alone, in the order asked, so exact as one at a time.
+  A request no rule can touch, with a token the worker cached from an earlier
+  admission, makes no call at all (backends.lease: epochs, leases and
+  acknowledgements keep that exact).
+- revocations, resets and scenario swaps bump the token epoch in their script
+  and return only once every worker holding a live lease has dropped its cache.
 - `publish`: a new scenario (or a reset) for every worker, with budgets,
   buckets and acknowledgements afresh, before the admin call returns.
 - the data set's changes (cursor drift): a log of changes, each with the seeded
@@ -58,6 +63,7 @@ from partnerkit.simulator.backends import (
     TokenRefused,
     apply_drift,
 )
+from partnerkit.simulator.backends.lease import EPOCH_LUA, TokenCache
 from partnerkit.simulator.cursor import decode_cursor
 from partnerkit.simulator.dataset import OrderStore
 from partnerkit.simulator.engine import (
@@ -123,14 +129,17 @@ end
 # count of arguments and those: version, check, token, digest, occurrence (-1), resume
 # position (0), verdict, then 8 per candidate rule: index, after, every, times (-1:
 # none), idle (1/0), probability (1/0), bucket limit (0: none), bucket per_s.
-# Reply, one per request: {0, occ, drifts} no rule acts · {1, index, occ, drifts[,
+# Reply: {epoch, Redis's clock, replies, token expiries ('' unchecked)}, one reply per
+# request: {0, occ, drifts} no rule acts · {1, index, occ, drifts[,
 # allowed, remaining, retry]} it acts (drifts: the length of the data set's change
 # log) · {2, position, occ} draw for that rule, then call again · {3, version} stale ·
 # {4} token unknown or expired · {5} token revoked.
 _ADMIT = _BUCKET + """
 local p, remembered = ARGV[1], tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', p .. 'ver') or '0')
+local epoch = tonumber(redis.call('GET', p .. 'epoch') or '0')
 local now = clock()
+local valid_until = ''  -- the expiry of the request's token, once checked
 local drifts = nil  -- the change log's length: no request here changes it
 local function drift_length()
   drifts = drifts or redis.call('LLEN', p .. 'drift')
@@ -142,6 +151,7 @@ local function admit(o, count)
   if check == 'valid' then
     local expiry = redis.call('ZSCORE', p .. 'tok', token)
     if not expiry or tonumber(expiry) <= now then return {4} end
+    valid_until = expiry
   elseif check == 'revoked' and redis.call('SISMEMBER', p .. 'rev', token) == 1 then
     return {5}
   end
@@ -182,13 +192,15 @@ local function admit(o, count)
   end
   return {0, occ, drift_length()}
 end
-local replies, o = {}, 3
+local replies, expiries, o = {}, {}, 3
 while o <= #ARGV do
   local count = tonumber(ARGV[o])
+  valid_until = ''
   replies[#replies + 1] = admit(o, count)
+  expiries[#expiries + 1] = valid_until
   o = o + count + 1
 end
-return replies
+return {epoch, string.format('%.17g', now), replies, expiries}
 """
 
 # ARGV: prefix, index, limit, per_s (a rate_limit picked by a one_of).
@@ -196,8 +208,9 @@ _TAKE = _BUCKET + """
 return take(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), clock())
 """
 
-# ARGV: prefix, scenario source (JSON), clear journal (1/0). Reply: {version, started}.
-_PUBLISH = """
+# ARGV: prefix, scenario source (JSON), clear journal (1/0). Reply: {version, started,
+# epoch}.
+_PUBLISH = EPOCH_LUA + """
 local p = ARGV[1]
 redis.call('DEL', p .. 'matched', p .. 'acted', p .. 'occ', p .. 'bucket', p .. 'ack',
            p .. 'ackkey', p .. 'drift', p .. 'replay')
@@ -210,7 +223,7 @@ end
 local started = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 redis.call('SET', p .. 'scenario', ARGV[2])
 redis.call('SET', p .. 'started', started)
-return {redis.call('INCR', p .. 'ver'), started}
+return {redis.call('INCR', p .. 'ver'), started, bump(p)}
 """
 
 # ARGV: prefix, version, a change of the data set (JSON). Reply: the change log's new
@@ -221,25 +234,30 @@ if tonumber(redis.call('GET', p .. 'ver') or '0') ~= tonumber(ARGV[2]) then retu
 return redis.call('RPUSH', p .. 'drift', ARGV[3])
 """
 
-# ARGV: prefix, token, ttl_s, most live tokens.
-_ISSUE = """
+# ARGV: prefix, token, ttl_s, most live tokens. Reply: a new epoch if a live token was
+# forgotten (workers may have cached it), else 0.
+_ISSUE = EPOCH_LUA + """
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local epoch = 0
 redis.call('ZREMRANGEBYSCORE', p .. 'tok', '-inf', now)
 if redis.call('ZCARD', p .. 'tok') >= tonumber(ARGV[4]) then
   redis.call('ZPOPMIN', p .. 'tok')
   redis.call('INCR', p .. 'tokforgotten')
+  epoch = bump(p)
 end
 redis.call('ZADD', p .. 'tok', string.format('%.17g', now + tonumber(ARGV[3])), ARGV[2])
+return epoch
 """
 
-# ARGV: prefix, token, most revoked tokens kept.
-_REVOKE = """
+# ARGV: prefix, token, most revoked tokens kept. Reply: the new epoch.
+_REVOKE = EPOCH_LUA + """
 local p = ARGV[1]
 redis.call('ZREM', p .. 'tok', ARGV[2])
 if redis.call('SCARD', p .. 'rev') >= tonumber(ARGV[3]) then redis.call('DEL', p .. 'rev') end
 redis.call('SADD', p .. 'rev', ARGV[2])
+return bump(p)
 """
 
 # ARGV: prefix, order id, Idempotency-Key ('' none), body. The first writer wins.
@@ -618,12 +636,13 @@ def _settle(admissions: list[tuple[asyncio.Future[Any], bytes]],
             batch: asyncio.Future[Any]) -> None:
     """Hand each request of one admit call its own reply (or the call's failure)."""
     failure = None if batch.cancelled() else batch.exception()
-    replies = batch.result() if failure is None and not batch.cancelled() else None
+    result = batch.result() if failure is None and not batch.cancelled() else None
     for position, (future, _) in enumerate(admissions):
         if future.done():
             continue
-        if replies is not None:
-            future.set_result(replies[position])
+        if result is not None:
+            epoch, now, replies, expiries = result
+            future.set_result((epoch, now, replies[position], expiries[position]))
         else:
             future.set_exception(failure or StateUnavailable("the admit call was cancelled"))
 
@@ -773,6 +792,8 @@ class _Admission:
         self.backend = backend
         self.engine = engine
         self.request = request
+        self.cache_key = (check, token or "")
+        self.sent = time.monotonic()  # before Redis's clock is read for this request
         self.candidates = candidates = engine.candidates(request, time.time() - backend.started)
         args: list[Any] = [backend.version, check, token or "", backend.digest(request),
                            -1, 0, "0"]
@@ -800,21 +821,24 @@ class _Admission:
                              *self.segments]), 1 + len(args)
         return _bulk(len(args)) + b"".join([_bulk(part) for part in args]), 1 + len(args)
 
-    def step(self, reply: Any) -> tuple[bool, Decision | None]:
-        """(True, the decision) when `reply` settles the request; (False, None) when the
-        script must run again with `self.args`."""
+    def step(self, answer: tuple[int, Any, Any, Any]) -> tuple[bool, Decision | None]:
+        """(True, the decision) when `answer` (the call's epoch and clock, this request's
+        reply and token expiry) settles the request; (False, None) when the script must
+        run again with `self.args`."""
         backend = self.backend
         self.first = False
+        epoch, now, reply, expiry = answer
         code = reply[0]
-        if code == 0:
-            backend._catch_up(int(reply[2]))
-            return True, None
         if code == 3:
             backend._stale()  # raises ScenarioChanged: the caller adopts it, then again
         if code == 4:
             raise TokenRefused("unknown or expired token")
         if code == 5:
             raise TokenRefused("token expired")
+        backend.cache.remember(self.cache_key, self.sent, int(epoch), now, expiry)
+        if code == 0:
+            backend._catch_up(int(reply[2]))
+            return True, None
         seed = self.engine.scenario.seed
         key = self.request.key
         if code == 2:  # the seeded draw of a probability rule, here; then carry on
@@ -868,6 +892,9 @@ class RedisBackend:
         self._revoke = client.register_script(_REVOKE)
         self._ack = client.register_script(_ACK)
         self._drift = client.register_script(_DRIFT)
+        # Tokens this worker saw live, its lease and epoch: a request no rule can touch
+        # makes no round trip (backends.lease says why that is exact).
+        self.cache = TokenCache(client, prefix)
         self.engine: FaultEngine | None = None
         self.store: OrderStore | None = None
         self.drifts_applied = 0  # entries of the shared change log applied to self.store
@@ -908,18 +935,21 @@ class RedisBackend:
     def install(self, scenario: Scenario, engine: FaultEngine, store: OrderStore) -> None:
         self.engine = engine
         self.store, self.drifts_applied = store, 0
+        self.cache.install(engine)
         if self._adopting is not None:
             self.version, self.started = self._adopting
             self._adopting = None
         elif self.version < 0 and not _call(lambda: self.client.exists(self.prefix + "ver")):
+            self.cache.wait_out_old_leases()
             self.publish(scenario, clear_journal=False)  # the first worker of a new prefix
 
     def publish(self, scenario: Scenario, *, clear_journal: bool) -> None:
         self.journal.settle()
         source = json.dumps(scenario.source, separators=(",", ":"))
-        version, started = _run(self._publish,
-                                [self.prefix, source, "1" if clear_journal else "0"])
+        version, started, epoch = _run(self._publish,
+                                       [self.prefix, source, "1" if clear_journal else "0"])
         self.version, self.started = int(version), float(_text(started))
+        self.cache.bumped(int(epoch))  # every worker drops its cache before this returns
 
     def refresh(self) -> None:
         version = _call(lambda: self.client.get(self.prefix + "ver"))
@@ -939,6 +969,7 @@ class RedisBackend:
             # changes of the lost log, and timed rules counted from the new start.
             assert self.engine is not None
             scenario = self.engine.scenario
+            self.cache.wait_out_old_leases()  # caches from before the restart lapse
             self.publish(scenario, clear_journal=False)
             self._adopting = (self.version, self.started)
             raise ScenarioChanged(dict(scenario.source), self.version)
@@ -947,12 +978,14 @@ class RedisBackend:
 
     def admit(self, request: RequestInfo, token: str | None,
               check: TokenCheck) -> Decision | None:
+        if self.cache.untouched(request, token, check):
+            return None
         admission = _Admission(self, request, token, check)
         while True:
             args = admission.args
-            replies = self.link.run(self._admit, [self.prefix, MAX_REMEMBERED_REQUESTS,
-                                                  len(args), *args])
-            done, decision = admission.step(replies[0])
+            epoch, now, replies, expiries = self.link.run(
+                self._admit, [self.prefix, MAX_REMEMBERED_REQUESTS, len(args), *args])
+            done, decision = admission.step((epoch, now, replies[0], expiries[0]))
             if done:
                 return decision
 
@@ -962,6 +995,8 @@ class RedisBackend:
         the requests of one loop tick go to Redis together, pipelined on one connection,
         and the loop serves other requests while they run. Each call is still one
         atomic script, in the order the requests asked: as exact as admit()."""
+        if self.cache.untouched(request, token, check):
+            return None
         link = self._async_link()
         admission = _Admission(self, request, token, check)
         while True:
@@ -1017,11 +1052,14 @@ class RedisBackend:
 
     def issue_token(self, seed: int, ttl_s: int) -> str:
         token = "sim-" + secrets.token_hex(18)
-        _run(self._issue, [self.prefix, token, ttl_s, MAX_LIVE_TOKENS])
+        epoch = int(_run(self._issue, [self.prefix, token, ttl_s, MAX_LIVE_TOKENS]) or 0)
+        if epoch:  # a live token was forgotten: no worker may go on accepting it
+            self.cache.bumped(epoch)
         return token
 
     def revoke_token(self, token: str) -> None:
-        _run(self._revoke, [self.prefix, token, MAX_LIVE_TOKENS])
+        """Revoke `token` for every worker before returning (their caches too)."""
+        self.cache.bumped(int(_run(self._revoke, [self.prefix, token, MAX_LIVE_TOKENS])))
 
     def issued_tokens(self) -> set[str]:
         live, revoked = _call(lambda: run_pipeline(
@@ -1049,13 +1087,15 @@ class RedisBackend:
         return {**self.journal.stats(), "engine_requests_remembered": remembered,
                 "engine_requests_forgotten": int(forgotten or 0), "tokens_live": live,
                 "tokens_forgotten": int(tokens_forgotten or 0),
-                "state_prefix": prefix, "state_version": self.version}
+                "state_prefix": prefix, "state_version": self.version,
+                "tokens_cached": len(self.cache)}
 
     async def aclose(self) -> None:
         """Close this loop's pipelined connection (the next admission opens another)."""
         link, self._alink = self._alink, None
         if link is not None:
             link.close()
+        await asyncio.to_thread(self.cache.close)
 
     def healthy(self) -> bool:
         try:
