@@ -84,8 +84,6 @@ from partnerkit.simulator.tokens import MAX_LIVE_TOKENS
 
 T = TypeVar("T")
 
-#: How long a completed journal entry may wait to be sent with others.
-FLUSH_EVERY_S = 0.001
 #: Entries sent at once at most (then at once, without waiting).
 MAX_BATCH = 256
 #: JSON without spaces; entries hold no cycles (json.dumps would build an encoder a call).
@@ -669,7 +667,8 @@ def _text(value: Any) -> str:
 class RedisJournal:
     """The journal of every worker: completed entries under one global seq, in a
     Redis list bounded in entries and in estimated bytes. An entry is held here
-    while its request runs and sent when it completes, batched per loop tick."""
+    while its request runs and sent when it completes, with the others its loop tick
+    completes (the append's reply is not waited for)."""
 
     def __init__(self, client: redis.Redis, prefix: str, size: int, max_bytes: int,
                  link: Link | None = None) -> None:
@@ -724,7 +723,11 @@ class RedisJournal:
         except RuntimeError:
             self.flush()
             return
-        loop.call_later(FLUSH_EVERY_S, self.flush)
+        # At the end of this loop tick, with the entries of the requests it completes:
+        # no later, so a client that reads the journal right after its answer (through
+        # any worker) finds its request there — a wait of a millisecond had let a reader
+        # on a busy machine come first.
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Send the completed entries held here (one script call, its reply not waited

@@ -51,6 +51,17 @@ def token_of(partner: FakePartner) -> str:
 FRESH = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 
 
+def _until_healthy(partner: FakePartner, within_s: float = 20.0) -> None:
+    """Wait (bounded) until the worker says its shared state answers again."""
+    deadline = time.monotonic() + within_s
+    while True:
+        health = httpx.get(partner.url + "/__sim/health", timeout=5)
+        if health.status_code == 200 and health.json()["status"] == "ok":
+            return
+        assert time.monotonic() < deadline, f"not recovered within {within_s} s: {health.text}"
+        time.sleep(0.05)
+
+
 def get(partner: FakePartner, path: str, token: str) -> httpx.Response:
     return FRESH.get(partner.url + path, headers={"authorization": f"Bearer {token}"})
 
@@ -215,6 +226,8 @@ def test_redis_lost_mid_run_is_503_never_a_pass_and_workers_recover(tmp_path: Pa
             assert (health.status_code, health.json()["error"]) == (
                 503, "state_backend_unavailable")
             server.start()  # empty: no persistence, so tokens are gone and budgets afresh
+            for worker in (a, b):  # back by themselves, within a bounded while
+                _until_healthy(worker)
             assert get(a, "/v1/orders/ORD-000001", token).status_code == 401
             token = token_of(b)
             assert get(a, "/v1/orders/ORD-000001", token).status_code == 503  # times: 1 again
