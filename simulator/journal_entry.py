@@ -8,8 +8,9 @@ shape by `to_json`. `JournalEntryJSON` is that shape, for readers of
 `GET /__sim/journal` (the journal verdicts, the contract report), which may
 be reading another process's journal, or another tool's.
 
-Unlike h11's events, an entry is not frozen: a hung request is in the journal
-at once, and its status and duration arrive later. Don't subclass it.
+Unlike h11's events, an entry is not frozen: in the memory journal a hung
+request is there at once, and its status and duration arrive later (the Redis
+journal takes an entry when it completes). Don't subclass it.
 """
 
 from __future__ import annotations
