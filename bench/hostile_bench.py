@@ -31,18 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # bench/ is not a package: run.py is found through sys.path
-    NO_MATCH_30,
-    ORDER_PATH,
-    PYTHON,
-    ROOT,
-    free_port,
-    process,
-    rss_mb,
-    scenario_file,
-    token_for,
-    wrk,
-)
+import harness  # bench/ is not a package: harness.py is found through sys.path
 
 GLOB_30 = [{"match": {"path": f"/v1/never/*/{n}/**"}, "fault": {"status": 503}}
            for n in range(30)]
@@ -62,11 +51,11 @@ def _largest_entry_request(number: int) -> tuple[str, dict[str, str]]:
 
 
 def journal_memory(requests: int) -> dict[str, float | int]:
-    port = free_port()
+    port = harness.free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [PYTHON, "-m", "partnerkit.simulator.cli", "serve", "--port", str(port)]
-    with process(command, f"{base}/__sim/health") as proc:
-        before = rss_mb(proc.pid)
+    command = [harness.PYTHON, "-m", "partnerkit.simulator.cli", "serve", "--port", str(port)]
+    with harness.process(command, f"{base}/__sim/health") as proc:
+        before = harness.rss_mb(proc.pid)
 
         def send(worker: int) -> None:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -81,7 +70,7 @@ def journal_memory(requests: int) -> dict[str, float | int]:
             thread.start()
         for thread in threads:
             thread.join()
-        after = rss_mb(proc.pid)
+        after = harness.rss_mb(proc.pid)
         health = json.loads(_get(port, "/__sim/health"))
         journal_bytes = len(_get(port, "/__sim/journal"))
         return {"requests": requests, "rss_before_mb": before, "rss_after_mb": after,
@@ -99,7 +88,7 @@ def _get(port: int, path: str) -> bytes:
 
 
 def _serve(tree: Path, port: int, scenario: Path | None) -> list[str]:
-    command = [PYTHON, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    command = [harness.PYTHON, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
                "from partnerkit.simulator.cli import main; raise SystemExit(main())",
                str(tree), "serve", "--port", str(port)]
     return command + (["--scenario", str(scenario)] if scenario else [])
@@ -108,18 +97,19 @@ def _serve(tree: Path, port: int, scenario: Path | None) -> list[str]:
 def throughput(reference: Path, seconds: float, rounds: int) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     for label, rules in (("empty scenario", None), ("30 glob rules, none match", GLOB_30),
-                         ("30 path rules, none match", NO_MATCH_30)):
-        scenario = scenario_file(rules, "bench") if rules else None
+                         ("30 path rules, none match", harness.NO_MATCH_30)):
+        scenario = harness.scenario_file(rules, "bench") if rules else None
         for round_number in range(rounds):
             figures = {}
-            for tree_name, tree in (("this tree", ROOT), ("reference", reference)):
-                port = free_port()
+            for tree_name, tree in (("this tree", harness.ROOT), ("reference", reference)):
+                port = harness.free_port()
                 base = f"http://127.0.0.1:{port}"
-                with process(_serve(tree, port, scenario), f"{base}/__sim/health"):
-                    token = token_for(base)
-                    wrk(f"{base}{ORDER_PATH}", connections=64, seconds=2, token=token)
-                    figures[tree_name] = wrk(f"{base}{ORDER_PATH}", connections=64,
-                                             seconds=seconds, token=token)
+                with harness.process(_serve(tree, port, scenario), f"{base}/__sim/health"):
+                    token = harness.token_for(base)
+                    url = f"{base}{harness.ORDER_PATH}"
+                    harness.wrk(url, connections=64, seconds=2, token=token)  # warm-up
+                    figures[tree_name] = harness.wrk(url, connections=64, seconds=seconds,
+                                                     token=token)
             results.append({"target": label, "round": round_number + 1,
                             "this": figures["this tree"].requests_per_s,
                             "reference": figures["reference"].requests_per_s,
@@ -137,7 +127,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=harness.ROOT,
                             capture_output=True, text=True).stdout.strip()
     lines = [f"\n## {dt.date.today()} — issue 11 (hostile input), commit {commit}\n",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPython "
