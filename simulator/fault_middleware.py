@@ -291,7 +291,8 @@ class FaultMiddleware:
 class _Exchange:
     """One request/response cycle: how an answer goes out, or fails to."""
 
-    __slots__ = ("dribble", "entry", "extra", "receive", "scope", "send", "state")
+    __slots__ = ("dribble", "entry", "extra", "receive", "request_id", "scope", "send",
+                 "state")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, entry: JournalEntry,
                  headers: dict[str, str], state: PartnerState, simulated: bool = True) -> None:
@@ -301,10 +302,9 @@ class _Exchange:
         self.entry = entry
         self.state = state
         self.dribble: Any = None
-        self.extra: list[tuple[bytes, bytes]] = []
-        request_id = headers.get("x-request-id")
-        if request_id is not None:
-            self.extra.append((b"x-request-id", request_id.encode("latin-1")))
+        self.extra: list[tuple[bytes, bytes]] = []  # ours, unless the answer sets them
+        request_id = headers.get("x-request-id")  # the client's, always
+        self.request_id = request_id.encode("latin-1") if request_id is not None else None
         if simulated and scope["path"].startswith("/v1/"):
             remaining = state.nominal.remaining(entry.at)  # the arrival: the clock read once
             self.extra += [(b"x-ratelimit-limit", b"600"),
@@ -323,11 +323,11 @@ class _Exchange:
         """`headers`, then ours that the answer does not set itself; the client's own
         X-Request-Id always (a recorded answer carries the id of another request)."""
         headers = list(headers)
+        if self.request_id is not None:
+            headers = [(n, v) for n, v in headers if n != b"x-request-id"]
+            headers.append((b"x-request-id", self.request_id))
         if self.extra:
             names = {name for name, _ in headers}
-            if b"x-request-id" in names and self.extra[0][0] == b"x-request-id":
-                headers = [(n, v) for n, v in headers if n != b"x-request-id"]
-                names.discard(b"x-request-id")
             headers += [(n, v) for n, v in self.extra if n not in names]
         return headers
 

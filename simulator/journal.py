@@ -87,15 +87,20 @@ def build_entry(at: float, method: str, path: str, query: dict[str, str],
     return entry, size, cut_headers or cut_query
 
 
+def check_bounds(size: int, max_bytes: int) -> None:
+    """A journal's bounds, as every journal (memory or shared) refuses them."""
+    if size < 1:
+        raise ValueError("journal size must be at least 1")
+    if max_bytes < 64 * 1024:
+        raise ValueError("journal bytes must be at least 65536")
+
+
 class Journal:
     """A thread-safe ring buffer of journal entries, bounded in entries (`size`) and
     in estimated bytes (`max_bytes`); read as their wire shape (`JournalEntry.to_json`)."""
 
     def __init__(self, size: int = 10_000, max_bytes: int = MAX_JOURNAL_BYTES) -> None:
-        if size < 1:
-            raise ValueError("journal size must be at least 1")
-        if max_bytes < 64 * 1024:
-            raise ValueError("journal bytes must be at least 65536")
+        check_bounds(size, max_bytes)
         self.size = size
         self.max_bytes = max_bytes
         self._entries: deque[tuple[JournalEntry, int]] = deque()

@@ -77,7 +77,7 @@ from partnerkit.simulator.engine import (
     request_digest,
     seeded_rng,
 )
-from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, build_entry
+from partnerkit.simulator.journal import MAX_JOURNAL_BYTES, build_entry, check_bounds
 from partnerkit.simulator.journal_entry import JournalEntry, JournalEntryJSON
 from partnerkit.simulator.scenario import CursorDrift, RateLimit, Scenario
 from partnerkit.simulator.tokens import MAX_LIVE_TOKENS
@@ -672,10 +672,7 @@ class RedisJournal:
 
     def __init__(self, client: redis.Redis, prefix: str, size: int, max_bytes: int,
                  link: Link | None = None) -> None:
-        if size < 1:
-            raise ValueError("journal size must be at least 1")
-        if max_bytes < 64 * 1024:
-            raise ValueError("journal bytes must be at least 65536")
+        check_bounds(size, max_bytes)
         self._client = client
         self._prefix = prefix
         self.size = size
