@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from partnerkit.simulator.cli import main as partnersim_main
-
-REPO = Path(__file__).resolve().parents[2]
-PARTNERSIM = [sys.executable, "-m", "partnerkit.simulator.cli"]
+from tests.partnersim_process import PARTNERSIM, REPO, banner, partnersim, stop_cleanly
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -97,30 +92,16 @@ def test_serve_refuses_a_bad_scenario(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_serve_prints_url_and_credentials_and_stops_cleanly(stop: signal.Signals) -> None:
-    process = subprocess.Popen(
-        [*PARTNERSIM, "serve", "--port", "0", "--scenario", "scenarios/default.yaml",
-         "--seed", "3"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(7)]
-        text = "".join(banner)
+    with partnersim("serve", "--port", "0", "--scenario", "scenarios/default.yaml",
+                    "--seed", "3") as process:
+        text = banner(process, 7)
         url = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", text)
         assert url, text
         assert f"dashboard:     {url.group(1)}/__sim/ui" in text
         assert "orderops-secret" in text and "seed 3" in text
         health = httpx.get(f"{url.group(1)}/__sim/health", timeout=5).json()
         assert health["scenario"] == "default" and health["seed"] == 3
-        process.send_signal(stop)
-        started = time.monotonic()
-        assert process.wait(timeout=10) == 0
-        assert time.monotonic() - started < 5
-        _, stderr = process.communicate(timeout=5)
-        assert "Traceback" not in stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_cleanly(process, stop)
 
 
 @pytest.mark.parametrize("command", [
@@ -132,17 +113,9 @@ def test_a_sigterm_right_after_the_banner_stops_it(command: list[str], tmp_path:
     """A script that signals as soon as it reads 'Ctrl-C stops it.' once hung the
     server: the signal fell between partnersim's handler and uvicorn's."""
     for _ in range(3):
-        process = subprocess.Popen(
-            [*PARTNERSIM, *(part.replace("{tmp}", str(tmp_path)) for part in command)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
+        with partnersim(*(part.replace("{tmp}", str(tmp_path)) for part in command)) as process:
             assert process.stdout is not None
             while "Ctrl-C" not in (line := process.stdout.readline()):
                 assert line, process.stderr.read() if process.stderr else ""
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()

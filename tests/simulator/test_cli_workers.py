@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -16,8 +14,9 @@ import httpx
 
 from partnerkit.simulator import FakePartner
 from tests.conftest import fetch_token
+from tests.partnersim_process import banner, partnersim, stop_cleanly
 from tests.redis_server import RedisServer
-from tests.simulator.test_cli import PARTNERSIM, REPO, _run
+from tests.simulator.test_cli import _run
 
 
 def journal_seqs(http: httpx.Client, count: int) -> list[int]:
@@ -52,16 +51,12 @@ def test_two_worker_processes_spend_one_budget(redis_server: RedisServer,
     scenario = tmp_path / "five.yaml"
     scenario.write_text('name: five\nrules:\n  - {match: {path: "/v1/orders/*"}, times: 5, '
                         'fault: {status: 503}}\n')
-    process = subprocess.Popen(
-        [*PARTNERSIM, "serve", "--port", "0", "--workers", "2", "--scenario", str(scenario),
-         "--state", redis_server.url, "--state-prefix", f"test:{uuid.uuid4().hex}:"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(7))
-        found = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", banner)
-        assert found and "2 worker(s)" in banner, banner
+    with partnersim("serve", "--port", "0", "--workers", "2", "--scenario", str(scenario),
+                    "--state", redis_server.url,
+                    "--state-prefix", f"test:{uuid.uuid4().hex}:") as process:
+        text = banner(process, 7)
+        found = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", text)
+        assert found and "2 worker(s)" in text, text
         url = found.group(1)
         fresh = httpx.Client(base_url=url, timeout=5,
                              limits=httpx.Limits(max_keepalive_connections=0))
@@ -75,46 +70,28 @@ def test_two_worker_processes_spend_one_budget(redis_server: RedisServer,
             assert Counter(statuses) == {503: 5, 200: 195}
             seqs = journal_seqs(fresh, 201)
             assert sorted(seqs) == list(range(1, 202))
-        process.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        assert process.wait(timeout=10) == 0
-        assert time.monotonic() - started < 5
-        _, stderr = process.communicate(timeout=5)
-        assert "Traceback" not in stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_cleanly(process)
 
 
 def test_two_proxy_workers_spend_one_budget(redis_server: RedisServer, tmp_path: Path) -> None:
     faults = tmp_path / "three.yaml"
     faults.write_text('name: three\nrules:\n  - {match: {path: "/v1/orders/*"}, times: 3, '
                       'fault: {status: 502}}\n')
-    with FakePartner() as upstream:
-        process = subprocess.Popen(
-            [*PARTNERSIM, "proxy", "--upstream", upstream.url, "--port", "0", "--workers", "2",
-             "--faults", str(faults), "--state", redis_server.url,
-             "--state-prefix", f"test:{uuid.uuid4().hex}:"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            assert process.stdout is not None
-            banner = "".join(process.stdout.readline() for _ in range(2))
-            found = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", banner)
-            assert found, banner
-            fresh = httpx.Client(base_url=found.group(1), timeout=5,
-                                 limits=httpx.Limits(max_keepalive_connections=0))
-            with fresh:
-                headers = {"authorization": f"Bearer {fetch_token(fresh)}"}
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    statuses = list(pool.map(
-                        lambda n: fresh.get(f"/v1/orders/ORD-{n % 50 + 1:06d}",
-                                            headers=headers).status_code, range(40)))
-            assert Counter(statuses) == {502: 3, 200: 37}
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with FakePartner() as upstream, partnersim(
+            "proxy", "--upstream", upstream.url, "--port", "0", "--workers", "2",
+            "--faults", str(faults), "--state", redis_server.url,
+            "--state-prefix", f"test:{uuid.uuid4().hex}:") as process:
+        text = banner(process, 2)
+        found = re.search(r"url:\s+(http://127\.0\.0\.1:\d+)", text)
+        assert found, text
+        fresh = httpx.Client(base_url=found.group(1), timeout=5,
+                             limits=httpx.Limits(max_keepalive_connections=0))
+        with fresh:
+            headers = {"authorization": f"Bearer {fetch_token(fresh)}"}
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                statuses = list(pool.map(
+                    lambda n: fresh.get(f"/v1/orders/ORD-{n % 50 + 1:06d}",
+                                        headers=headers).status_code, range(40)))
+        assert Counter(statuses) == {502: 3, 200: 37}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0

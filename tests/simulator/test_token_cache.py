@@ -22,8 +22,8 @@ import redis
 
 from partnerkit.simulator import FakePartner
 from partnerkit.simulator.backends.redis import RedisBackend
+from tests.partnersim_process import PARTNERSIM, REPO
 from tests.redis_server import RedisServer
-from tests.simulator.test_cli import PARTNERSIM, REPO
 from tests.simulator.test_shared_state import CHAOS, get, token_of, workers
 
 #: Bounds on waits for something asynchronous (a lease, a journal entry): never timed.
